@@ -1,0 +1,85 @@
+"""The root Typer app: global options, error rendering, and the command groups."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from mystic_trading.cli import config_cmd
+from mystic_trading.config import Settings, load_settings
+from mystic_trading.errors import ConfigError, MysticError
+
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="mystic",
+    help=(
+        "Mystic: market data from the closest layer that holds a correct answer "
+        "(memory, Redis, the store), and the exchange's rate limit spent fully and safely "
+        "when it must go upstream.\n\n"
+        "Settings come from MYSTIC_* environment variables and an optional TOML file "
+        "(--config or MYSTIC_CONFIG); see `mystic config show`."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+app.add_typer(config_cmd.app, name="config")
+
+
+class State:
+    """What the global options decided, handed to every command through the context."""
+
+    def __init__(self, config_file: Path | None) -> None:
+        self.config_file = config_file
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_file)
+        return self._settings
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="TOML settings file (else MYSTIC_CONFIG). Environment variables win over it.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = State(config)
+
+
+def _register() -> None:
+    # Imported here so each command module can import `State` from this one.
+    from mystic_trading.cli import sandbox_cmd
+
+    app.command("sandbox")(sandbox_cmd.sandbox)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point: runs the app and turns Mystic errors into exit codes."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except ConfigError as exc:
+        err_console.print(f"[bold red]configuration error[/]: {exc}", highlight=False)
+        sys.exit(2)
+    except MysticError as exc:
+        err_console.print(f"[bold red]error[/] ({type(exc).__name__}): {exc}", highlight=False)
+        sys.exit(1)

@@ -1,0 +1,301 @@
+"""Settings: environment (``MYSTIC_`` prefix, ``__`` between section and field), an optional
+``mystic.toml``, then the defaults, in that order of precedence.
+
+Only ``cli/`` and ``api/`` call :func:`load_settings`; library classes take the typed section
+they need. An invalid value raises :class:`ConfigError` naming the setting (and its
+environment variable), the value and what is accepted.
+
+The embedded defaults run with no server at all: SQLite in the user's data directory, the
+in-process cache, and the built-in sandbox exchange on 127.0.0.1:9000.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from mystic_trading.errors import ConfigError
+
+__all__ = [
+    "ApiSettings",
+    "CacheSettings",
+    "MonitorSettings",
+    "ProviderSettings",
+    "Settings",
+    "StoreSettings",
+    "ThrottleSettings",
+    "default_database_url",
+    "load_settings",
+    "mask_url",
+]
+
+ENV_PREFIX = "MYSTIC_"
+ENV_NESTED = "__"
+
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+ThrottleLevel = Literal["conservative", "moderate", "aggressive", "unlimited"]
+
+
+def default_database_url() -> str:
+    """SQLite file under ``$XDG_DATA_HOME/mystic`` (``~/.local/share/mystic`` by default)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return f"sqlite+aiosqlite:///{Path(base) / 'mystic' / 'mystic.db'}"
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, safe for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSettings(_Section):
+    """L3: the persistent store (SQLite by default, PostgreSQL by URL)."""
+
+    url: str = Field(default_factory=default_database_url)
+    pool_size: PositiveInt = 10
+    pool_max_overflow: Annotated[int, Field(ge=0)] = 0
+    pool_recycle_s: Positive = 1800.0
+    pool_timeout_s: Positive = 10.0
+    busy_timeout_ms: Annotated[int, Field(ge=0)] = 5000
+    sqlite_cache_size_kib: PositiveInt = 65536
+    sqlite_mmap_size_mib: Annotated[int, Field(ge=0)] = 256
+    query_cache_ttl_s: NonNegative = 300.0
+    query_cache_max_entries: PositiveInt = 10_000
+    slow_query_ms: Positive = 100.0
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if not scheme.startswith(("sqlite", "postgresql", "postgres")):
+            raise ValueError(
+                "expected a sqlite:// or postgresql:// URL, "
+                "e.g. sqlite+aiosqlite:///path/mystic.db or postgresql+asyncpg://host/db"
+            )
+        return value
+
+
+class CacheSettings(_Section):
+    """L1 memory and L2 Redis caches; TTLs per data kind."""
+
+    memory_max_entries: PositiveInt = 100_000
+    memory_max_mib: Positive = 256.0
+    ticker_ttl_s: Positive = 1.5
+    book_ttl_s: Positive = 0.5
+    closed_candle_ttl_s: Positive = 86_400.0
+    negative_ttl_s: Positive = 60.0
+    stale_if_error_s: NonNegative = 300.0
+
+
+class ThrottleSettings(_Section):
+    """Upstream rate control: ceiling level, safety margin, queue and retries."""
+
+    level: ThrottleLevel = "moderate"
+    safety_margin: Annotated[float, Field(ge=0, lt=1)] = 0.10
+    fallback_weight_per_minute: PositiveInt = 6000
+    queue_max: PositiveInt = 10_000
+    default_deadline_s: Positive = 30.0
+    retry_budget: Annotated[float, Field(ge=0, le=1)] = 0.10
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    expected_processes: PositiveInt = 1
+
+
+class ProviderSettings(_Section):
+    """The exchange. The default points at the built-in sandbox, never at a real exchange."""
+
+    name: Literal["binance"] = "binance"
+    base_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:9000")
+    connect_timeout_s: Positive = 3.0
+    read_timeout_s: Positive = 10.0
+    max_connections: PositiveInt = 32
+
+
+class MonitorSettings(_Section):
+    """Health checks and alerts."""
+
+    interval_s: Positive = 30.0
+    event_loop_lag_warn_ms: Positive = 100.0
+
+
+class ApiSettings(_Section):
+    """The HTTP service. Binds loopback unless told otherwise; admin calls need the token."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    admin_token: SecretStr | None = None
+
+
+class Settings(BaseSettings):
+    """Every setting of Mystic, by section."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    redis_url: SecretStr | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    store: StoreSettings = StoreSettings()
+    cache: CacheSettings = CacheSettings()
+    throttle: ThrottleSettings = ThrottleSettings()
+    provider: ProviderSettings = ProviderSettings()
+    monitor: MonitorSettings = MonitorSettings()
+    api: ApiSettings = ApiSettings()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and urlsplit(value.get_secret_value()).scheme not in (
+            "redis",
+            "rediss",
+            "unix",
+        ):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = _TOML_PATH.get("path")
+        if toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets and URL passwords masked."""
+        data: dict[str, Any] = self.model_dump(mode="json")
+        data["redis_url"] = _mask_secret_url(self.redis_url)
+        data["store"]["url"] = mask_url(self.store.url)
+        token = self.api.admin_token
+        data["api"]["admin_token"] = None if token is None else "***"
+        return data
+
+
+def _mask_secret_url(value: SecretStr | None) -> str | None:
+    return None if value is None else mask_url(value.get_secret_value())
+
+
+# pydantic-settings builds sources from the class, so the TOML path travels beside it; set and
+# cleared by load_settings only, under no concurrency (start-up).
+_TOML_PATH: dict[str, Path | None] = {"path": None}
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read the settings; ``config_file`` (else ``MYSTIC_CONFIG``) names a TOML file.
+
+    Raises :class:`ConfigError` with every invalid setting named.
+    """
+    path_text = config_file if config_file is not None else os.environ.get("MYSTIC_CONFIG")
+    path = Path(path_text) if path_text else None
+    if path is not None and not path.is_file():
+        raise ConfigError(
+            f"config file {str(path)!r} does not exist (from --config or MYSTIC_CONFIG)",
+            setting="config",
+            value=str(path),
+        )
+    _check_unknown_env()
+    _TOML_PATH["path"] = path
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise _config_error(exc, path) from None
+    except ValueError as exc:  # a TOML file that does not parse
+        raise ConfigError(
+            f"config file {str(path)!r} is not valid TOML: {exc}", setting="config"
+        ) from exc
+    finally:
+        _TOML_PATH["path"] = None
+
+
+# Variables with the prefix that are not settings: the config path and the test suite's servers.
+_NOT_SETTINGS = ("MYSTIC_CONFIG", "MYSTIC_TEST_")
+
+
+def _check_unknown_env() -> None:
+    """A misspelt ``MYSTIC_`` variable would otherwise be ignored without a word."""
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    for name in os.environ:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper.startswith(_NOT_SETTINGS):
+            continue
+        if upper.split(ENV_NESTED, 1)[0] not in known:
+            sections = ", ".join(sorted(known))
+            raise ConfigError(
+                f"unknown setting {name}: no such setting; known top-level names: {sections}",
+                setting=name,
+                value=os.environ[name],
+            )
+
+
+def _config_error(exc: ValidationError, path: Path | None) -> ConfigError:
+    lines = []
+    first_setting = ""
+    first_value: object = None
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal["))]
+        setting = ".".join(loc)
+        env_name = ENV_PREFIX + ENV_NESTED.join(loc).upper()
+        value = err.get("input")
+        if isinstance(value, SecretStr) or any(s in setting for s in ("token", "redis_url")):
+            value = "***"
+        elif setting.endswith("url") and isinstance(value, str):
+            value = mask_url(value)
+        accepted = _accepted(err)
+        if not first_setting:
+            first_setting, first_value = setting, value
+        where = f" in {path}" if path is not None else ""
+        lines.append(f"  {setting} ({env_name}{where}): got {value!r}; {accepted}")
+    return ConfigError(
+        "invalid settings:\n" + "\n".join(lines), setting=first_setting, value=first_value
+    )
+
+
+def _accepted(err: Any) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind == "literal_error":
+        return f"accepted: one of {ctx.get('expected', '')}"
+    if kind == "extra_forbidden":
+        return "accepted: no such setting (see `mystic config show` for the known ones)"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"accepted: a number {err['msg'].removeprefix('Input should be ')}"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"accepted: {msg[0].lower()}{msg[1:]}" if msg else "invalid"

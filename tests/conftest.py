@@ -1,0 +1,51 @@
+"""Fixtures shared by the whole suite: the real PostgreSQL and Redis servers.
+
+Tests that need a server take the `postgres_url` or `redis_url` fixture. Where the server is
+not reachable the test is skipped with the reason, except under CI=true, where that skip
+would hide a missing service and is a failure instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+POSTGRES_URL = os.environ.get(
+    "MYSTIC_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("MYSTIC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _unreachable(url: str, default_port: int) -> str | None:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or default_port
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return None
+    except OSError as exc:
+        return f"{host}:{port} not reachable ({exc})"
+
+
+def _require(service: str, env: str, url: str, default_port: int) -> str:
+    reason = _unreachable(url, default_port)
+    if reason is None:
+        return url
+    message = f"needs {service} at {env}: {reason}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message}; under CI=true a missing service fails the run", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of the test PostgreSQL server (SQLAlchemy asyncpg form)."""
+    return _require("PostgreSQL", "MYSTIC_TEST_POSTGRES_URL", POSTGRES_URL, 5432)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of the test Redis server."""
+    return _require("Redis", "MYSTIC_TEST_REDIS_URL", REDIS_URL, 6379)
