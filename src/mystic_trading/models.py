@@ -113,7 +113,7 @@ class Interval(enum.StrEnum):
             return _month_start_ms(months // 12, months % 12 + 1)
         return open_time + n * _FIXED_MS[self]
 
-    def count(self, start: int, end: int) -> int:
+    def count_between(self, start: int, end: int) -> int:
         """How many candles open in the half-open window [start, end)."""
         first = self.ceil(start)
         if first >= end:
