@@ -166,12 +166,12 @@ class Settings(BaseSettings):
 
     redis_url: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    store: StoreSettings = StoreSettings()
-    cache: CacheSettings = CacheSettings()
-    throttle: ThrottleSettings = ThrottleSettings()
-    provider: ProviderSettings = ProviderSettings()
-    monitor: MonitorSettings = MonitorSettings()
-    api: ApiSettings = ApiSettings()
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
+    provider: ProviderSettings = Field(default_factory=ProviderSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @field_validator("redis_url")
     @classmethod
