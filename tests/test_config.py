@@ -113,7 +113,7 @@ def test_misspelt_top_level_variable_is_an_error(monkeypatch: pytest.MonkeyPatch
 def test_missing_config_file_is_named(tmp_path: Path) -> None:
     """A --config path that does not exist is a ConfigError with the path."""
     missing = tmp_path / "nope.toml"
-    with pytest.raises(ConfigError, match="nope.toml"):
+    with pytest.raises(ConfigError, match=r"nope\.toml"):
         load_settings(missing)
 
 
@@ -129,7 +129,7 @@ def test_unparsable_toml_is_a_config_error(tmp_path: Path) -> None:
     """A file that is not TOML is a ConfigError naming the file."""
     toml = tmp_path / "broken.toml"
     toml.write_text("[store\npool_size = \n")
-    with pytest.raises(ConfigError, match="broken.toml"):
+    with pytest.raises(ConfigError, match=r"broken\.toml"):
         load_settings(toml)
 
 

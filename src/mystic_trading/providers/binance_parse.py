@@ -1,0 +1,420 @@
+"""Binance spot REST payloads to Mystic's values, exactly, or a MalformedPayload.
+
+Every function takes the decoded JSON and the endpoint it came from, checks each field's type
+(prices and quantities are decimal strings, times and counts are integers), and raises
+:class:`MalformedPayload` naming the endpoint and the field at the first thing that is off, so
+nothing of a bad answer is used or stored. Formats: rest-api.md at binance-spot-api-docs
+a5e0bc3 (see ../shared/exchange-payloads/binance/RATE_LIMITS.md), checked against the real
+captures in tests/fixtures/binance/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from mystic_trading.errors import (
+    Banned,
+    InvalidInterval,
+    MalformedPayload,
+    RateLimited,
+    UnknownSymbol,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from mystic_trading.models import (
+    Candle,
+    Interval,
+    OrderBook,
+    PriceLevel,
+    Symbol,
+    Ticker,
+    parse_decimal,
+)
+
+__all__ = [
+    "PROVIDER",
+    "ExchangeInfo",
+    "RateLimitRule",
+    "SymbolInfo",
+    "error_from_response",
+    "parse_book_ticker",
+    "parse_depth",
+    "parse_exchange_info",
+    "parse_klines",
+    "parse_ticker_24hr",
+    "parse_ticker_price",
+]
+
+PROVIDER = "binance"
+_KLINE_FIELDS = 12
+_INTERVAL_SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitRule:
+    """One entry of exchangeInfo ``rateLimits``: ``limit`` per ``window_s`` seconds."""
+
+    kind: str
+    window_s: int
+    limit: int
+    header: str  # the usage header Binance sends for it, e.g. X-MBX-USED-WEIGHT-1M
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolInfo:
+    """A listed symbol with the filters a client needs to read its prices."""
+
+    symbol: Symbol
+    status: str
+    tick_size: Decimal | None
+    step_size: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeInfo:
+    server_time: int
+    rate_limits: tuple[RateLimitRule, ...]
+    symbols: Mapping[str, SymbolInfo]  # by exchange form, "BTCUSDT"
+
+    @property
+    def request_weight(self) -> RateLimitRule | None:
+        """The shortest REQUEST_WEIGHT rule (Binance has one: 6000 per minute)."""
+        rules = [r for r in self.rate_limits if r.kind == "REQUEST_WEIGHT"]
+        return min(rules, key=lambda r: r.window_s) if rules else None
+
+
+def _bad(endpoint: str, what: str, value: object) -> MalformedPayload:
+    shown = repr(value)
+    if len(shown) > 120:
+        shown = shown[:117] + "..."
+    return MalformedPayload(
+        f"malformed {endpoint} payload from {PROVIDER}: {what}, got {shown}",
+        provider=PROVIDER,
+        endpoint=endpoint,
+    )
+
+
+def _obj(data: object, endpoint: str, what: str = "expected a JSON object") -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise _bad(endpoint, what, data)
+    return data
+
+
+def _int(obj: Mapping[str, Any], key: str, endpoint: str) -> int:
+    value = obj.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _bad(endpoint, f"field {key!r} must be an integer", value)
+    return value
+
+
+def _str(obj: Mapping[str, Any], key: str, endpoint: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not value:
+        raise _bad(endpoint, f"field {key!r} must be a non-empty string", value)
+    return value
+
+
+def _dec(obj: Mapping[str, Any], key: str, endpoint: str) -> Decimal:
+    if key not in obj:
+        raise _bad(endpoint, f"field {key!r} is missing", None)
+    try:
+        return parse_decimal(obj[key], key)
+    except MalformedPayload:
+        raise _bad(endpoint, f"field {key!r} must be a decimal string", obj[key]) from None
+
+
+def _symbol(obj: Mapping[str, Any], endpoint: str, resolve: Mapping[str, Symbol]) -> Symbol:
+    raw = _str(obj, "symbol", endpoint)
+    found = resolve.get(raw)
+    if found is not None:
+        return found
+    try:
+        return Symbol.parse(raw)
+    except ValueError:
+        raise _bad(endpoint, "field 'symbol' is not a known symbol", raw) from None
+
+
+def parse_exchange_info(data: object) -> ExchangeInfo:
+    """``GET /api/v3/exchangeInfo``: server time, rate limits and symbols with filters."""
+    endpoint = "exchangeInfo"
+    obj = _obj(data, endpoint)
+    rules = []
+    raw_limits = obj.get("rateLimits")
+    if not isinstance(raw_limits, list):
+        raise _bad(endpoint, "field 'rateLimits' must be a list", raw_limits)
+    for entry in raw_limits:
+        item = _obj(entry, endpoint, "rateLimits entries must be objects")
+        interval = _str(item, "interval", endpoint)
+        if interval not in _INTERVAL_SECONDS:
+            raise _bad(endpoint, "rateLimits interval must be SECOND/MINUTE/HOUR/DAY", interval)
+        num = _int(item, "intervalNum", endpoint)
+        kind = _str(item, "rateLimitType", endpoint)
+        header = f"X-MBX-USED-WEIGHT-{num}{interval[0]}" if kind == "REQUEST_WEIGHT" else ""
+        rules.append(
+            RateLimitRule(
+                kind=kind,
+                window_s=num * _INTERVAL_SECONDS[interval],
+                limit=_int(item, "limit", endpoint),
+                header=header,
+            )
+        )
+    raw_symbols = obj.get("symbols")
+    if not isinstance(raw_symbols, list):
+        raise _bad(endpoint, "field 'symbols' must be a list", raw_symbols)
+    symbols: dict[str, SymbolInfo] = {}
+    for entry in raw_symbols:
+        item = _obj(entry, endpoint, "symbols entries must be objects")
+        name = _str(item, "symbol", endpoint)
+        base = _str(item, "baseAsset", endpoint)
+        quote = _str(item, "quoteAsset", endpoint)
+        filters = item.get("filters", [])
+        if not isinstance(filters, list):
+            raise _bad(endpoint, f"filters of {name} must be a list", filters)
+        by_type = {f.get("filterType"): f for f in filters if isinstance(f, Mapping)}
+        price_filter = by_type.get("PRICE_FILTER")
+        lot_size = by_type.get("LOT_SIZE")
+        symbols[name] = SymbolInfo(
+            symbol=Symbol(base, quote),
+            status=_str(item, "status", endpoint),
+            tick_size=_dec(price_filter, "tickSize", endpoint) if price_filter else None,
+            step_size=_dec(lot_size, "stepSize", endpoint) if lot_size else None,
+        )
+    return ExchangeInfo(
+        server_time=_int(obj, "serverTime", endpoint),
+        rate_limits=tuple(rules),
+        symbols=symbols,
+    )
+
+
+def parse_ticker_price(
+    data: object, now_ms: int, resolve: Mapping[str, Symbol] | None = None
+) -> list[Ticker]:
+    """``GET /api/v3/ticker/price`` (one object or a list) to tickers stamped ``now_ms``."""
+    endpoint = "ticker/price"
+    items = data if isinstance(data, list) else [data]
+    out = []
+    for entry in items:
+        obj = _obj(entry, endpoint)
+        out.append(
+            Ticker(
+                symbol=_symbol(obj, endpoint, resolve or {}),
+                price=_dec(obj, "price", endpoint),
+                time=now_ms,
+            )
+        )
+    return out
+
+
+def parse_ticker_24hr(data: object, resolve: Mapping[str, Symbol] | None = None) -> list[Ticker]:
+    """``GET /api/v3/ticker/24hr`` (FULL form, one object or a list) to tickers with stats."""
+    endpoint = "ticker/24hr"
+    items = data if isinstance(data, list) else [data]
+    out = []
+    for entry in items:
+        obj = _obj(entry, endpoint)
+        out.append(
+            Ticker(
+                symbol=_symbol(obj, endpoint, resolve or {}),
+                price=_dec(obj, "lastPrice", endpoint),
+                time=_int(obj, "closeTime", endpoint),
+                bid=_dec(obj, "bidPrice", endpoint),
+                bid_qty=_dec(obj, "bidQty", endpoint),
+                ask=_dec(obj, "askPrice", endpoint),
+                ask_qty=_dec(obj, "askQty", endpoint),
+                open=_dec(obj, "openPrice", endpoint),
+                high=_dec(obj, "highPrice", endpoint),
+                low=_dec(obj, "lowPrice", endpoint),
+                volume=_dec(obj, "volume", endpoint),
+                quote_volume=_dec(obj, "quoteVolume", endpoint),
+                change_pct=_dec(obj, "priceChangePercent", endpoint),
+            )
+        )
+    return out
+
+
+def parse_book_ticker(
+    data: object, now_ms: int, resolve: Mapping[str, Symbol] | None = None
+) -> list[Ticker]:
+    """``GET /api/v3/ticker/bookTicker``: best bid and ask; price is their midpoint."""
+    endpoint = "ticker/bookTicker"
+    items = data if isinstance(data, list) else [data]
+    out = []
+    for entry in items:
+        obj = _obj(entry, endpoint)
+        bid, ask = _dec(obj, "bidPrice", endpoint), _dec(obj, "askPrice", endpoint)
+        out.append(
+            Ticker(
+                symbol=_symbol(obj, endpoint, resolve or {}),
+                price=(bid + ask) / 2,
+                time=now_ms,
+                bid=bid,
+                bid_qty=_dec(obj, "bidQty", endpoint),
+                ask=ask,
+                ask_qty=_dec(obj, "askQty", endpoint),
+            )
+        )
+    return out
+
+
+def _levels(raw: object, side: str, endpoint: str) -> tuple[PriceLevel, ...]:
+    if not isinstance(raw, list):
+        raise _bad(endpoint, f"field {side!r} must be a list", raw)
+    out = []
+    for level in raw:
+        if not isinstance(level, list) or len(level) < 2:
+            raise _bad(endpoint, f"{side} levels must be [price, qty] pairs", level)
+        try:
+            out.append((parse_decimal(level[0], side), parse_decimal(level[1], side)))
+        except MalformedPayload:
+            raise _bad(endpoint, f"{side} levels must hold decimal strings", level) from None
+    return tuple(out)
+
+
+def parse_depth(data: object, symbol: Symbol, now_ms: int) -> OrderBook:
+    """``GET /api/v3/depth``: bids best first, asks best first."""
+    endpoint = "depth"
+    obj = _obj(data, endpoint)
+    return OrderBook(
+        symbol=symbol,
+        last_update_id=_int(obj, "lastUpdateId", endpoint),
+        bids=_levels(obj.get("bids"), "bids", endpoint),
+        asks=_levels(obj.get("asks"), "asks", endpoint),
+        time=now_ms,
+    )
+
+
+def parse_klines(data: object, symbol: Symbol, interval: Interval, now_ms: int) -> list[Candle]:
+    """``GET /api/v3/klines``: 12-field rows to candles, in open-time order.
+
+    A row whose close time has not passed at ``now_ms`` (the exchange's clock) is the open
+    candle: its ``closed`` is False. REST rows carry no such flag (RATE_LIMITS.md, section 6).
+    """
+    endpoint = "klines"
+    if not isinstance(data, list):
+        raise _bad(endpoint, "expected a JSON array of rows", data)
+    out: list[Candle] = []
+    previous = -1
+    for row in data:
+        if not isinstance(row, list) or len(row) < _KLINE_FIELDS:
+            raise _bad(endpoint, f"each row must be a {_KLINE_FIELDS}-field array", row)
+        open_time, close_time, trades = row[0], row[6], row[8]
+        for name, value in (("open time", open_time), ("close time", close_time)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise _bad(endpoint, f"row {name} must be an integer", row)
+        if not isinstance(trades, int) or isinstance(trades, bool):
+            raise _bad(endpoint, "row trade count must be an integer", row)
+        if open_time <= previous:
+            raise _bad(endpoint, "rows must be in increasing open-time order", row)
+        if interval.floor(open_time) != open_time:
+            raise _bad(endpoint, f"row open time is not aligned to {interval.value}", row)
+        previous = open_time
+        try:
+            values = [parse_decimal(row[i], "kline") for i in (1, 2, 3, 4, 5, 7, 9, 10)]
+        except MalformedPayload:
+            raise _bad(endpoint, "row prices and volumes must be decimal strings", row) from None
+        o, h, low, c, vol, qvol, tb, tq = values
+        out.append(
+            Candle(
+                symbol=symbol,
+                interval=interval,
+                open_time=open_time,
+                open=o,
+                high=h,
+                low=low,
+                close=c,
+                volume=vol,
+                close_time=close_time,
+                quote_volume=qvol,
+                trades=trades,
+                taker_buy_volume=tb,
+                taker_buy_quote_volume=tq,
+                closed=close_time < now_ms,
+            )
+        )
+    return out
+
+
+_BANNED_UNTIL = re.compile(r"banned until (\d{10,16})")
+
+
+def error_from_response(
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    endpoint: str,
+    *,
+    symbol: str = "",
+    interval: str = "",
+    now_ms: int,
+) -> UpstreamError | UnknownSymbol | InvalidInterval:
+    """The Mystic error for a non-2xx answer, from its status, ``{code, msg}`` body and headers.
+
+    -1121 becomes UnknownSymbol and -1120 InvalidInterval (the caller's mistake); 429 is
+    RateLimited with Retry-After; 418 is Banned until the time in the message, else now plus
+    Retry-After; 5xx is UpstreamUnavailable; any other 4xx is UpstreamRejected.
+    """
+    code: int | None = None
+    msg = body[:200].decode("utf-8", "replace").strip()
+    try:
+        decoded = json.loads(body)
+        if isinstance(decoded, Mapping):
+            raw_code = decoded.get("code")
+            code = raw_code if isinstance(raw_code, int) else None
+            msg = str(decoded.get("msg", msg))
+    except ValueError:
+        pass
+    retry_after = _retry_after(headers)
+    where = f"{PROVIDER} {endpoint}"
+    if status == 418:
+        match = _BANNED_UNTIL.search(msg)
+        until = int(match.group(1)) if match else now_ms + int((retry_after or 120) * 1000)
+        return Banned(
+            f"{where}: IP banned until {until} ({msg})",
+            provider=PROVIDER,
+            endpoint=endpoint,
+            until=until,
+        )
+    if status == 429:
+        return RateLimited(
+            f"{where}: rate limited, retry after {retry_after or 1:g}s ({msg})",
+            provider=PROVIDER,
+            endpoint=endpoint,
+            retry_after=retry_after if retry_after is not None else 1.0,
+        )
+    if status >= 500:
+        return UpstreamUnavailable(
+            f"{where}: HTTP {status} ({msg})", provider=PROVIDER, endpoint=endpoint, status=status
+        )
+    if code == -1121:
+        return UnknownSymbol(f"unknown symbol {symbol!r} on {PROVIDER}", symbol=symbol)
+    if code == -1120:
+        return InvalidInterval(f"invalid interval {interval!r} on {PROVIDER}", interval=interval)
+    return UpstreamRejected(
+        f"{where}: HTTP {status} code {code} ({msg})",
+        provider=PROVIDER,
+        endpoint=endpoint,
+        status=status,
+        code=code,
+    )
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    raw = headers.get("retry-after") or headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def resolver(symbols: Sequence[SymbolInfo]) -> dict[str, Symbol]:
+    """Exchange form to Symbol, for the parse functions' ``resolve`` argument."""
+    return {info.symbol.exchange: info.symbol for info in symbols}
