@@ -1,0 +1,153 @@
+"""Where the budget lives: the :class:`Quota` seam and its in-memory implementation.
+
+A quota holds one GCRA bucket per key (provider), its 429 pause and its 418 ban. Every
+process that shares a quota draws from one budget; :class:`MemoryQuota` is one process,
+``RedisQuota`` is every process and host of a deployment. Both run the same algorithm
+(``_gcra``), so one contract test suite covers both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from mystic_trading.throttle._gcra import BucketState, Grant, reserve, sync_usage
+
+__all__ = ["BucketSpec", "MemoryQuota", "Quota"]
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSpec:
+    """How to meter one request: the rate (weight/s) and burst (weight) it is admitted at."""
+
+    rate: float
+    burst: float
+    window_s: float
+
+    def share(self, parts: int) -> BucketSpec:
+        """This budget split ``parts`` ways, each safe alone: ``(rate*W + burst) / parts``."""
+        if parts <= 1:
+            return self
+        per_window = (self.rate * self.window_s + self.burst) / parts
+        rate = max(per_window - self.burst, 1.0) / self.window_s
+        return BucketSpec(rate=rate, burst=self.burst, window_s=self.window_s)
+
+
+class Quota(Protocol):
+    """A budget shared by everyone holding the same quota and key."""
+
+    @property
+    def mode(self) -> str:
+        """What is metering right now: "memory", "redis" or "local-fallback"."""
+        ...
+
+    @property
+    def reserve_ahead_s(self) -> float:
+        """How far ahead a reservation may be granted (covers the backend's round trip)."""
+        ...
+
+    async def reserve(self, key: str, weight: int, spec: BucketSpec, max_delay: float) -> Grant:
+        """Spend ``weight`` if it can start within ``max_delay`` s (see :class:`Grant`)."""
+        ...
+
+    async def sync_usage(
+        self, key: str, used: int, limit_eff: float, remaining_s: float, spec: BucketSpec
+    ) -> None:
+        """Count the exchange's reported usage of a window ending in ``remaining_s``."""
+        ...
+
+    async def pause(self, key: str, seconds: float) -> None:
+        """Admit nothing for ``seconds`` from now (a 429's Retry-After), for everyone."""
+        ...
+
+    async def ban(self, key: str, until_ms: int) -> None:
+        """Admit nothing until ``until_ms`` (UTC epoch ms, a 418), for everyone."""
+        ...
+
+    async def banned_until(self, key: str) -> int | None:
+        """The ban's end (UTC epoch ms) if one is in force."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+class MemoryQuota:
+    """The budget in this process only; ``clock`` meters, ``wall_ms`` dates bans."""
+
+    reserve_ahead_s = 0.0
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self._clock = clock
+        self._wall_ms = wall_ms
+        self._buckets: dict[str, BucketState] = {}
+
+    @property
+    def mode(self) -> str:
+        return "memory"
+
+    def _bucket(self, key: str) -> BucketState:
+        state = self._buckets.get(key)
+        if state is None:
+            state = self._buckets[key] = BucketState(at=self._clock())
+        return state
+
+    async def reserve(self, key: str, weight: int, spec: BucketSpec, max_delay: float) -> Grant:
+        return self.reserve_now(key, weight, spec, max_delay)
+
+    def reserve_now(self, key: str, weight: int, spec: BucketSpec, max_delay: float) -> Grant:
+        """:meth:`reserve` without a coroutine, for the local fallback of other backends."""
+        return reserve(
+            self._bucket(key),
+            weight,
+            spec.rate,
+            spec.burst,
+            self._clock(),
+            self._wall_ms(),
+            max_delay,
+        )
+
+    async def sync_usage(
+        self, key: str, used: int, limit_eff: float, remaining_s: float, spec: BucketSpec
+    ) -> None:
+        self.sync_now(key, used, limit_eff, remaining_s, spec)
+
+    def sync_now(
+        self, key: str, used: float, limit_eff: float, remaining_s: float, spec: BucketSpec
+    ) -> None:
+        """:meth:`sync_usage` without a coroutine."""
+        state = self._bucket(key)
+        sync_usage(state, used, limit_eff, remaining_s, spec.rate, spec.burst, self._clock())
+
+    async def pause(self, key: str, seconds: float) -> None:
+        self.pause_now(key, seconds)
+
+    def pause_now(self, key: str, seconds: float) -> None:
+        """:meth:`pause` without a coroutine."""
+        state = self._bucket(key)
+        state.paused_until = max(state.paused_until, self._clock() + seconds)
+
+    async def ban(self, key: str, until_ms: int) -> None:
+        self.ban_now(key, until_ms)
+
+    def ban_now(self, key: str, until_ms: int) -> None:
+        """:meth:`ban` without a coroutine."""
+        state = self._bucket(key)
+        state.banned_until_ms = max(state.banned_until_ms, until_ms)
+
+    async def banned_until(self, key: str) -> int | None:
+        state = self._buckets.get(key)
+        if state is None or state.banned_until_ms <= self._wall_ms():
+            return None
+        return state.banned_until_ms
+
+    async def aclose(self) -> None:
+        return None

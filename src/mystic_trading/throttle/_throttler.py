@@ -1,0 +1,558 @@
+"""The Throttler: one provider's budget, level, adaptive rate, queue, retries and stats.
+
+Use it around every upstream call, either by hand::
+
+    async with throttler.slot("/api/v3/klines", 2) as slot:
+        response = await client.get(url, params=params)
+        slot.record(response.status_code, response.headers)
+
+or with retries (idempotent GETs; 429/5xx/timeouts; backoff with full jitter, Retry-After,
+a retry budget)::
+
+    response = await throttler.call("/api/v3/klines", 2, lambda: client.get(url))
+
+Admission: a request takes its weight from the :class:`Quota` at the current adaptive rate
+(never above the level's ceiling, never above the exchange's safe rate) or waits in the
+:class:`WaitQueue`. One dispatcher task serves the queue in order, sleeping exactly until the
+head's weight is free; with nobody queued a caller is admitted on the spot (the fast path).
+A 429 pauses the whole budget for its Retry-After (every caller, every process sharing the
+quota); a 418 bans the provider until its end (kept in the :class:`ControlStateStore`, so a
+restarted process sends nothing), and every caller gets :class:`Banned` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+
+from mystic_trading.config import ThrottleSettings
+from mystic_trading.errors import (
+    Banned,
+    ConfigError,
+    RateLimited,
+    ThrottleError,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+from mystic_trading.throttle._adaptive import AimdController
+from mystic_trading.throttle._control import ControlStateStore, MemoryControlStore
+from mystic_trading.throttle._levels import Level, LevelChange, level_ceiling, parse_level
+from mystic_trading.throttle._queue import Priority, WaitQueue
+from mystic_trading.throttle._quota import BucketSpec, MemoryQuota, Quota
+from mystic_trading.throttle._retry import RETRYABLE, Backoff, RetryBudget
+from mystic_trading.throttle._slot import HttpResponse, Outcome, Slot
+from mystic_trading.throttle._stats import ThrottleStats
+from mystic_trading.throttle._weights import Budget
+
+__all__ = ["Throttler"]
+
+log = logging.getLogger("mystic_trading.throttle")
+
+R = TypeVar("R", bound=HttpResponse)
+
+# Slack on each side of a window boundary within which a usage header is not trusted to
+# belong to the window we think: covers clock offset to the exchange and the round trip.
+_HEADER_SKEW_S = 0.05
+
+
+def _wake_up(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Throttler:
+    """Rate control for one provider; see the module docstring."""
+
+    def __init__(
+        self,
+        provider: str,
+        budget: Budget,
+        *,
+        settings: ThrottleSettings | None = None,
+        quota: Quota | None = None,
+        control: ControlStateStore | None = None,
+        reference_weight: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = _wall_ms,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings or ThrottleSettings()
+        if not reference_weight > 0:
+            raise ConfigError(
+                f"reference_weight must be positive, got {reference_weight!r}",
+                setting="reference_weight",
+                value=reference_weight,
+            )
+        self.provider = provider
+        self.clock = clock
+        self.wall_ms = wall_ms
+        self.reference_weight = reference_weight
+        self._owns_quota = quota is None
+        self._quota: Quota = quota if quota is not None else MemoryQuota(clock=clock)
+        self._control: ControlStateStore = control or MemoryControlStore()
+        self._level = parse_level(self.settings.level)
+        self.budget = budget
+        self._limit_eff = 0.0
+        self._safe_rate = 0.0
+        self._aimd = AimdController(1.0, window_s=budget.window_s, now=clock())
+        self._wake: asyncio.Future[None] | None = None
+        self.set_budget(budget)
+        self._queue = WaitQueue(self.settings.queue_max, clock=clock, on_head_change=self._kick)
+        self._backoff = Backoff(rng=rng)
+        self._retry_budget = RetryBudget(ratio=self.settings.retry_budget)
+        self._stats = ThrottleStats(budget.window_s)
+        self._paused_until = -float("inf")
+        self._last_429_at = -float("inf")
+        self._banned_until_ms = 0
+        self._window_used = (-1, 0)
+        self._started = False
+        self._closed = False
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._reserving = False
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Throttler:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Load the level and any ban from the control store (done on first use if not)."""
+        if self._started:
+            return
+        self._started = True
+        await self.refresh_control()
+
+    async def refresh_control(self) -> None:
+        """Re-read the level and ban (set by another process or the CLI)."""
+        level = await self._control.load_level(self.provider)
+        if level is not None:
+            self._apply_level(parse_level(level))
+        for until in (
+            await self._control.load_ban(self.provider),
+            await self._quota.banned_until(self.provider),
+        ):
+            if until is not None and until > self.wall_ms():
+                self._note_ban(until)
+                await self._quota.ban(self.provider, until)
+
+    async def aclose(self) -> None:
+        """Stop the dispatcher, fail queued callers, close an owned quota."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.fail_all(ThrottleError(f"throttler for {self.provider} closed"))
+        tasks = [t for t in (self._dispatcher, *self._background) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._owns_quota:
+            await self._quota.aclose()
+
+    # -- budget and level -------------------------------------------------------------------
+
+    def set_budget(self, budget: Budget) -> None:
+        """A new exchange budget (e.g. a fresh exchangeInfo); rates follow at once."""
+        limit_eff = budget.limit * (1 - self.settings.safety_margin)
+        safe_rate = (limit_eff - budget.max_weight) / budget.window_s
+        if not safe_rate > 0:
+            raise ConfigError(
+                f"budget {budget.limit}/{budget.window_s}s less the "
+                f"{self.settings.safety_margin:.0%} margin leaves nothing once the burst of "
+                f"{budget.max_weight} is kept aside",
+                setting="max_weight",
+                value=budget.max_weight,
+            )
+        self.budget, self._limit_eff, self._safe_rate = budget, limit_eff, safe_rate
+        self._aimd.set_ceiling(self.ceiling, self.clock())
+        self._kick()
+
+    @property
+    def level(self) -> Level:
+        """The current level."""
+        return self._level
+
+    @property
+    def ceiling(self) -> float:
+        """The level's ceiling, weight per second, clamped to the exchange's safe rate."""
+        return level_ceiling(
+            self._level, reference_weight=self.reference_weight, safe_rate=self._safe_rate
+        )
+
+    @property
+    def safe_rate(self) -> float:
+        """The exchange's limit less the margin and the burst, per second ("unlimited")."""
+        return self._safe_rate
+
+    def rate(self) -> float:
+        """The adaptive rate in force, weight per second."""
+        return self._aimd.rate(self.clock())
+
+    def _apply_level(self, level: Level) -> None:
+        self._level = level
+        self._aimd.set_ceiling(self.ceiling, self.clock())
+        self._kick()
+
+    async def set_level(self, level: Level | str, *, actor: str, reason: str) -> LevelChange:
+        """Set the level and keep it in the control store."""
+        new = parse_level(level)
+        old = self._level
+        self._apply_level(new)
+        await self._control.save_level(self.provider, new.value, actor=actor, reason=reason)
+        moved = new is not old
+        message = (
+            f"{self.provider}: level {old.value} -> {new.value}"
+            if moved
+            else (f"{self.provider}: level already {new.value}")
+        )
+        return LevelChange(self.provider, old, new, moved, message)
+
+    async def increase(self, *, actor: str = "operator", reason: str = "") -> LevelChange:
+        """One level up; at the top nothing changes and the message says so."""
+        up = self._level.up()
+        if up is None:
+            return LevelChange(
+                self.provider,
+                self._level,
+                self._level,
+                False,
+                f"{self.provider}: already at the highest level ({self._level.value}); "
+                "nothing changed",
+            )
+        return await self.set_level(up, actor=actor, reason=reason or "increase")
+
+    async def decrease(self, *, actor: str = "operator", reason: str = "") -> LevelChange:
+        """One level down; at the bottom nothing changes and the message says so."""
+        down = self._level.down()
+        if down is None:
+            return LevelChange(
+                self.provider,
+                self._level,
+                self._level,
+                False,
+                f"{self.provider}: already at the lowest level ({self._level.value}); "
+                "nothing changed",
+            )
+        return await self.set_level(down, actor=actor, reason=reason or "decrease")
+
+    # -- admission --------------------------------------------------------------------------
+
+    def slot(
+        self,
+        endpoint: str,
+        weight: int,
+        *,
+        priority: Priority = Priority.INTERACTIVE,
+        deadline_s: float | None = None,
+    ) -> Slot:
+        """An async context manager admitting one request; record its answer inside."""
+        if not 1 <= weight <= self.budget.max_weight:
+            raise ValueError(
+                f"weight {weight!r} of {endpoint} outside 1..{self.budget.max_weight} "
+                "(the budget's max_weight)"
+            )
+        timeout = self.settings.default_deadline_s if deadline_s is None else deadline_s
+        return Slot(self, endpoint, weight, Priority(priority), self.clock() + timeout)
+
+    def _spec(self, now: float) -> BucketSpec:
+        return BucketSpec(self._aimd.rate(now), self.budget.max_weight, self.budget.window_s)
+
+    def _check_ban(self, endpoint: str) -> None:
+        if self._banned_until_ms > self.wall_ms():
+            raise Banned(
+                f"{self.provider} has banned this IP until {self._banned_until_ms} (UTC ms); "
+                "nothing is sent before then",
+                provider=self.provider,
+                endpoint=endpoint,
+                until=self._banned_until_ms,
+            )
+
+    async def _admit(self, slot: Slot) -> None:
+        if self._closed:
+            raise ThrottleError(f"throttler for {self.provider} is closed")
+        if not self._started:
+            await self.start()
+        self._check_ban(slot.endpoint)
+        entered = self.clock()
+        delay = -1.0
+        if not self._queue and not self._reserving and entered >= self._paused_until:
+            grant = await self._quota.reserve(
+                self.provider, slot.weight, self._spec(entered), self._quota.reserve_ahead_s
+            )
+            if grant.banned_until_ms is not None:
+                self._note_ban(grant.banned_until_ms)
+                self._check_ban(slot.endpoint)
+            if grant.granted:
+                delay = grant.delay_s
+        if delay < 0:
+            waiter = self._queue.push(slot.endpoint, slot.weight, slot.priority, slot.deadline)
+            self._ensure_dispatcher()
+            delay = await waiter.future
+        if delay > 0:
+            await asyncio.sleep(delay)
+        slot.sent_at = self.clock()
+        slot.sent_wall_ms = self.wall_ms()
+        slot.waited_s = slot.sent_at - entered
+        self._stats.admitted(slot.endpoint, slot.weight, slot.waited_s, slot.sent_at)
+
+    def _ensure_dispatcher(self) -> None:
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = asyncio.get_running_loop().create_task(
+                self._dispatch(), name=f"throttle-dispatch-{self.provider}"
+            )
+
+    def _kick(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def _nap(self, seconds: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        self._wake = wake = loop.create_future()
+        handle = None
+        if seconds is not None:
+            handle = loop.call_later(max(seconds, 0.0), _wake_up, wake)
+        try:
+            await wake
+        finally:
+            if handle is not None:
+                handle.cancel()
+            self._wake = None
+
+    async def _dispatch(self) -> None:
+        while True:
+            waiter = self._queue.peek()
+            if waiter is None:
+                await self._nap(None)
+                continue
+            now = self.clock()
+            if now < self._paused_until:
+                await self._nap(self._paused_until - now)
+                continue
+            self._reserving = True
+            try:
+                grant = await self._quota.reserve(
+                    self.provider, waiter.weight, self._spec(now), self._quota.reserve_ahead_s
+                )
+            except Exception as exc:
+                log.exception("throttle quota failed for %s", self.provider)
+                if waiter.live:
+                    waiter.future.set_exception(
+                        ThrottleError(f"throttle quota failed for {self.provider}: {exc!r}")
+                    )
+                continue
+            finally:
+                self._reserving = False
+            if grant.banned_until_ms is not None:
+                self._note_ban(grant.banned_until_ms)
+            elif grant.granted:
+                self._queue.admit(waiter, grant.delay_s)
+            else:
+                await self._nap(grant.delay_s)
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def _note_ban(self, until_ms: int) -> None:
+        if until_ms <= self._banned_until_ms:
+            return
+        self._banned_until_ms = until_ms
+        log.error("%s banned this IP until %d (UTC ms); all calls stop", self.provider, until_ms)
+        self._queue.fail_all(
+            Banned(
+                f"{self.provider} has banned this IP until {until_ms} (UTC ms)",
+                provider=self.provider,
+                until=until_ms,
+            )
+        )
+
+    def _finish(self, slot: Slot, outcome: Outcome) -> None:
+        """Local effects of an answer, at once: stats, adaptive rate, pause, ban."""
+        slot.outcome = outcome
+        now = self.clock()
+        kind = outcome.kind
+        self._stats.finished(slot.endpoint, kind, outcome.latency_s)
+        if kind == "ok" and outcome.latency_s is not None:
+            self._aimd.on_latency(outcome.latency_s, now)
+        elif kind in ("server_error", "timeout", "transport"):
+            self._aimd.on_failure(now)
+        elif kind == "rate_limited":
+            pause = outcome.retry_after
+            if pause is None:
+                pause = self._window_remaining(self.wall_ms() / 1000)
+            self._paused_until = max(self._paused_until, now + pause)
+            if slot.sent_at >= self._last_429_at:
+                # One cut per incident: answers to requests sent before the first 429 of a
+                # pause arrived are the same signal.
+                self._aimd.on_throttled(now, self._implied_rate())
+            self._last_429_at = now
+            log.warning(
+                "%s answered 429 on %s; pausing every call for %.1fs",
+                self.provider,
+                slot.endpoint,
+                pause,
+            )
+        elif kind == "banned":
+            seconds = outcome.retry_after if outcome.retry_after is not None else 120.0
+            self._note_ban(self.wall_ms() + int(seconds * 1000))
+        if outcome.used_weight is not None:
+            self._note_usage(slot, outcome.used_weight)
+
+    def _window_remaining(self, wall_s: float) -> float:
+        window = self.budget.window_s
+        return window - wall_s % window
+
+    def _window_of(self, slot: Slot) -> int | None:
+        """The exchange window a usage header belongs to, None when it may be either."""
+        window = self.budget.window_s
+        index = int((slot.sent_wall_ms / 1000 - _HEADER_SKEW_S) // window)
+        if index != int((self.wall_ms() / 1000 + _HEADER_SKEW_S) // window):
+            return None
+        return index
+
+    def _note_usage(self, slot: Slot, used: int) -> None:
+        index = self._window_of(slot)
+        if index is not None and (self._window_used[0] != index or used > self._window_used[1]):
+            self._window_used = (index, used)
+
+    def _implied_rate(self) -> float | None:
+        index, used = self._window_used
+        window = self.budget.window_s
+        if index != int(self.wall_ms() / 1000 // window) or used <= 0:
+            return None
+        return (used * (1 - self.settings.safety_margin) - self.budget.max_weight) / window
+
+    async def _settle(self, slot: Slot, outcome: Outcome) -> None:
+        """Shared effects of an answer: the exchange's usage, the pause, the ban."""
+        if outcome.kind == "rate_limited":
+            await self._quota.pause(self.provider, max(0.0, self._paused_until - self.clock()))
+        elif outcome.kind == "banned" and self._banned_until_ms > self.wall_ms():
+            await self._quota.ban(self.provider, self._banned_until_ms)
+            await self._control.save_ban(
+                self.provider, self._banned_until_ms, f"HTTP 418 on {slot.endpoint}"
+            )
+        if (
+            outcome.used_weight is not None
+            and outcome.kind != "banned"
+            and self._window_of(slot) is not None
+        ):
+            await self._quota.sync_usage(
+                self.provider,
+                outcome.used_weight,
+                self._limit_eff,
+                self._window_remaining(self.wall_ms() / 1000),
+                self._spec(self.clock()),
+            )
+
+    # -- calls with retries -----------------------------------------------------------------
+
+    async def call(
+        self,
+        endpoint: str,
+        weight: int,
+        send: Callable[[], Awaitable[R]],
+        *,
+        priority: Priority = Priority.INTERACTIVE,
+        deadline_s: float | None = None,
+        idempotent: bool = True,
+    ) -> R:
+        """Send through the throttle with retries; the response unless it is an upstream error.
+
+        Returns 2xx/3xx answers and 4xx rejections (other than 429/418) for the caller to
+        read. Raises Banned on a 418, RateLimited or UpstreamUnavailable once retries are
+        spent, out of budget or past the deadline; QueueFull and DeadlinePassed from the queue.
+        """
+        timeout = self.settings.default_deadline_s if deadline_s is None else deadline_s
+        deadline = self.clock() + timeout
+        self._retry_budget.record_request(self.clock())
+        attempt = 0
+        while True:
+            slot = self.slot(endpoint, weight, priority=priority)
+            slot.deadline = deadline
+            cause: BaseException | None = None
+            response: R | None = None
+            async with slot:
+                try:
+                    response = await send()
+                except (TimeoutError, OSError, httpx.TransportError) as exc:
+                    cause = exc
+                    slot.record_error(exc)
+                else:
+                    slot.record(response.status_code, response.headers)
+            outcome = slot.outcome
+            assert outcome is not None
+            if response is not None and outcome.kind in ("ok", "rejected"):
+                return response
+            if outcome.kind == "banned":
+                self._check_ban(endpoint)
+            error = self._error(endpoint, outcome)
+            now = self.clock()
+            delay = self._backoff.delay(attempt, outcome.retry_after)
+            if (
+                not idempotent
+                or outcome.kind not in RETRYABLE
+                or attempt >= self.settings.max_retries
+                or now + delay >= deadline
+                or not self._retry_budget.try_spend(now)
+            ):
+                raise error from cause
+            self._stats.retried(endpoint)
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    def _error(self, endpoint: str, outcome: Outcome) -> UpstreamError:
+        if outcome.kind == "rate_limited":
+            return RateLimited(
+                f"{self.provider} answered 429 on {endpoint}",
+                provider=self.provider,
+                endpoint=endpoint,
+                retry_after=outcome.retry_after or 0.0,
+            )
+        what = f"HTTP {outcome.status}" if outcome.status is not None else outcome.kind
+        return UpstreamUnavailable(
+            f"{self.provider} unavailable on {endpoint}: {what}",
+            provider=self.provider,
+            endpoint=endpoint,
+            status=outcome.status,
+        )
+
+    # -- stats ------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Plain data: counters, percentiles, rate, level, queue, quota mode."""
+        now = self.clock()
+        interactive, background = self._queue.depth()
+        data = self._stats.snapshot(now)
+        data.update(
+            {
+                "provider": self.provider,
+                "level": self._level.value,
+                "ceiling": self.ceiling,
+                "rate": self._aimd.rate(now),
+                "safe_rate": self._safe_rate,
+                "limit": self.budget.limit,
+                "window_s": self.budget.window_s,
+                "queue_depth": interactive + background,
+                "queue_depth_by_priority": {"interactive": interactive, "background": background},
+                "paused_for_s": max(0.0, self._paused_until - now),
+                "banned_until_ms": self._banned_until_ms or None,
+                "quota": self._quota.mode,
+                "adaptive_cuts": self._aimd.cuts,
+            }
+        )
+        return data
