@@ -1,0 +1,53 @@
+"""The persistent store (L3): SQLite by default, PostgreSQL by URL, one Alembic schema.
+
+``open_store(settings)`` gives a :class:`Store` with four repositories:
+
+- ``store.candles``: batch upserts, point and range reads, the coverage map and its gaps;
+- ``store.snapshots``: the latest ticker and order book per symbol;
+- ``store.control``: throttle level and tunables with their audit log, and upstream bans
+  (the throttler's persistence Protocol: ``load_ban``, ``save_ban``, ``load_level``,
+  ``save_level``);
+- ``store.alerts``: monitoring alerts.
+
+``upgrade(settings)`` and ``migration_status(settings)`` back ``mystic db upgrade`` and
+``mystic db status``. Reads take a bare-driver hot path; writes and migrations take the
+SQLAlchemy engine (see ``_readers`` for why).
+"""
+
+from mystic_trading.store._alerts import AlertRepository
+from mystic_trading.store._cache import QueryCache
+from mystic_trading.store._candles import CandleRepository
+from mystic_trading.store._control import ControlRepository
+from mystic_trading.store._engine import PoolStats
+from mystic_trading.store._metrics import QueryMetrics
+from mystic_trading.store._migrate import (
+    MigrationStatus,
+    head_revision,
+    migration_status,
+    upgrade,
+)
+from mystic_trading.store._records import Alert, Ban, ControlChange, ControlState, Severity, Stored
+from mystic_trading.store._snapshots import SnapshotRepository
+from mystic_trading.store._store import Store, open_store
+
+__all__ = [
+    "Alert",
+    "AlertRepository",
+    "Ban",
+    "CandleRepository",
+    "ControlChange",
+    "ControlRepository",
+    "ControlState",
+    "MigrationStatus",
+    "PoolStats",
+    "QueryCache",
+    "QueryMetrics",
+    "Severity",
+    "SnapshotRepository",
+    "Store",
+    "Stored",
+    "head_revision",
+    "migration_status",
+    "open_store",
+    "upgrade",
+]

@@ -1,0 +1,90 @@
+"""Per-statement query metrics and the slow-query log.
+
+Every repository operation has a short kind (``candles.range``, ``ban.save``); for each kind
+the store counts executions and errors and keeps the latest :data:`RESERVOIR` latencies in a
+ring, from which p50/p95/p99 are read on demand. Executions at or above ``slow_query_ms`` are
+logged at WARNING on ``mystic_trading.store`` with the kind, the time and a summary the
+repository wrote for that call (series, row count); statement parameters are never logged,
+since audit reasons and alert messages may hold anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["RESERVOIR", "QueryMetrics"]
+
+log = logging.getLogger("mystic_trading.store")
+
+RESERVOIR = 1024
+
+
+class _Kind:
+    __slots__ = ("count", "errors", "latencies", "total_s")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.errors = 0
+        self.total_s = 0.0
+        self.latencies: deque[float] = deque(maxlen=RESERVOIR)
+
+
+class QueryMetrics:
+    """Counts, errors and latency percentiles per statement kind."""
+
+    def __init__(
+        self, *, slow_query_ms: float, timer: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.timer = timer
+        self._slow_s = slow_query_ms / 1000
+        self._kinds: dict[str, _Kind] = {}
+
+    def _kind(self, kind: str) -> _Kind:
+        k = self._kinds.get(kind)
+        if k is None:
+            k = self._kinds[kind] = _Kind()
+        return k
+
+    def observe(self, kind: str, seconds: float, detail: object = "") -> None:
+        """One successful execution of ``kind`` that took ``seconds``."""
+        k = self._kind(kind)
+        k.count += 1
+        k.total_s += seconds
+        k.latencies.append(seconds)
+        if seconds >= self._slow_s:
+            log.warning("slow query %s: %.1f ms (%s)", kind, seconds * 1000, detail or "-")
+
+    def error(self, kind: str, seconds: float) -> None:
+        """One failed execution of ``kind``."""
+        k = self._kind(kind)
+        k.count += 1
+        k.errors += 1
+        k.total_s += seconds
+        k.latencies.append(seconds)
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Plain data per kind: count, errors, mean and p50/p95/p99 in milliseconds."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, k in sorted(self._kinds.items()):
+            ordered = sorted(k.latencies)
+            out[name] = {
+                "count": k.count,
+                "errors": k.errors,
+                "mean_ms": k.total_s / k.count * 1000 if k.count else 0.0,
+                "p50_ms": _percentile(ordered, 0.50) * 1000,
+                "p95_ms": _percentile(ordered, 0.95) * 1000,
+                "p99_ms": _percentile(ordered, 0.99) * 1000,
+            }
+        return out
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list (0.0 when empty)."""
+    if not ordered:
+        return 0.0
+    rank = max(0, min(len(ordered) - 1, int(q * len(ordered) + 0.999999) - 1))
+    return ordered[rank]
