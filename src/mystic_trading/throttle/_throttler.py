@@ -98,7 +98,6 @@ class Throttler:
         self.clock = clock
         self.wall_ms = wall_ms
         self.reference_weight = reference_weight
-        self._owns_quota = quota is None
         self._quota: Quota = quota if quota is not None else MemoryQuota(clock=clock)
         self._control: ControlStateStore = control or MemoryControlStore()
         self._level = parse_level(self.settings.level)
@@ -152,7 +151,7 @@ class Throttler:
                 await self._quota.ban(self.provider, until)
 
     async def aclose(self) -> None:
-        """Stop the dispatcher, fail queued callers, close an owned quota."""
+        """Stop the dispatcher, fail queued callers, close the quota (as httpx does)."""
         if self._closed:
             return
         self._closed = True
@@ -163,8 +162,7 @@ class Throttler:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._owns_quota:
-            await self._quota.aclose()
+        await self._quota.aclose()
 
     # -- budget and level -------------------------------------------------------------------
 
