@@ -11,6 +11,7 @@ the one-second candles that opened at or before ``now``, and the ticker price is
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
@@ -60,29 +61,33 @@ _GROUP_MINUTES: dict[Interval, int] = {
 
 
 class _Lru(Generic[K, V]):
-    """A bounded least-recently-used memo."""
+    """A bounded least-recently-used memo, safe to share between the server thread and a test
+    that uses the same Market as its oracle."""
 
     def __init__(self, size: int) -> None:
         self._size = size
         self._data: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.RLock()
 
     def get(self, key: K, make: Callable[[], V]) -> V:
-        try:
-            value = self._data[key]
-        except KeyError:
-            value = make()
-            self._data[key] = value
-            if len(self._data) > self._size:
-                self._data.popitem(last=False)
+        with self._lock:
+            try:
+                value = self._data[key]
+            except KeyError:
+                value = make()
+                self._data[key] = value
+                if len(self._data) > self._size:
+                    self._data.popitem(last=False)
+                return value
+            self._data.move_to_end(key)
             return value
-        self._data.move_to_end(key)
-        return value
 
     def __len__(self) -> int:
         return len(self._data)
 
     def clear(self) -> None:
-        self._data.clear()
+        with self._lock:
+            self._data.clear()
 
 
 def to_row(open_time: int, close_time: int, a: Agg) -> KlineRow:
