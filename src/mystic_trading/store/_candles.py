@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mystic_trading.models import Candle, Interval, Symbol
 from mystic_trading.store import _sql
-from mystic_trading.store._codec import build_candles, candle_params
+from mystic_trading.store._codec import build_candles, build_candles_native, candle_params
 from mystic_trading.store._core import Database
 from mystic_trading.store._coverage import aligned, check_range, gaps, merged
 from mystic_trading.store._readers import LOOP_MAX_ROWS
@@ -42,7 +42,9 @@ class CandleRepository:
         self._touching = q(_sql.COVERAGE_TOUCHING)
         self._delete = q(_sql.COVERAGE_DELETE_TOUCHING)
         self._insert = q(_sql.COVERAGE_INSERT)
-        self._lock = q(_sql.COVERAGE_LOCK) if db.backend == "postgresql" else ""
+        pg = db.backend == "postgresql"
+        self._lock = q(_sql.COVERAGE_LOCK) if pg else ""
+        self._build = build_candles_native if pg else build_candles
 
     async def get(
         self, provider: str, symbol: Symbol | str, interval: Interval | str, open_time: int
@@ -53,7 +55,7 @@ class CandleRepository:
         dec = self._db.dec
 
         def build(row: Any) -> Candle:
-            return build_candles((row,), sym, iv, dec)[0]
+            return self._build((row,), sym, iv, dec)[0]
 
         return await self._db.read_one(
             "candles.get",
@@ -83,7 +85,7 @@ class CandleRepository:
             "candles.range",
             self._range,
             (provider, str(sym), iv.value, start, end),
-            lambda rows: tuple(build_candles(rows, sym, iv, dec)),
+            lambda rows: tuple(self._build(rows, sym, iv, dec)),
             tables=CANDLES,
             detail=(provider, str(sym), iv.value, expected),
             large=expected > LOOP_MAX_ROWS,

@@ -21,6 +21,7 @@ __all__ = [
     "book_levels",
     "build_book",
     "build_candles",
+    "build_candles_native",
     "build_ticker",
     "candle_params",
     "decimal_text",
@@ -86,6 +87,18 @@ def build_candles(
         )
         for r in rows
     ]
+
+
+def build_candles_native(
+    rows: Sequence[Sequence[Any]], symbol: Symbol, interval: Interval, _dec: Decode
+) -> list[Candle]:
+    """Candles from rows whose decimals the driver already decoded (asyncpg NUMERIC)."""
+    make = Candle
+    return [
+        make(symbol, interval, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+             r[10], r[11])
+        for r in rows
+    ]  # fmt: skip
 
 
 def ticker_params(provider: str, t: Ticker, fetched_at: int, enc: Encode) -> tuple[Any, ...]:

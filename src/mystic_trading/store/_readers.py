@@ -166,8 +166,17 @@ _DISCONNECTED = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.InterfaceError,
+    # The server's FATAL arrived while the connection sat idle and left the protocol in a
+    # state it cannot leave ("cannot switch to state ..."); only a new connection helps.
+    asyncpg.exceptions._base.InternalClientError,
     ConnectionError,
 )
+
+
+async def _keep_session(_conn: Any) -> None:
+    """Skip asyncpg's per-release reset query (RESET ALL, UNLISTEN *, ...): a round trip per
+    read, and these connections only ever run single autocommit SELECTs, which leave no
+    session state behind."""
 
 
 class PostgresReader:
@@ -190,6 +199,7 @@ class PostgresReader:
                 max_size=settings.pool_size,
                 max_inactive_connection_lifetime=settings.pool_recycle_s,
                 server_settings={"application_name": application_name, **target.server_settings},
+                reset=_keep_session,
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(
@@ -200,10 +210,11 @@ class PostgresReader:
     async def _run(self, sql: str, params: Sequence[Any], *, many: bool) -> Any:
         for attempt in (0, 1):
             try:
-                async with self._pool.acquire(timeout=self._settings.pool_timeout_s) as conn:
-                    if many:
-                        return await conn.fetch(sql, *params)
-                    return await conn.fetchrow(sql, *params)
+                pool = self._pool
+                # With an idle connection, acquire cannot wait: skip the timeout, which costs
+                # asyncpg a wait_for task per read.
+                timeout = None if pool.get_idle_size() else self._settings.pool_timeout_s
+                conn = await pool.acquire(timeout=timeout)
             except TimeoutError as exc:
                 raise StoreError(
                     f"store {self._target.display}: read pool exhausted, all "
@@ -211,7 +222,13 @@ class PostgresReader:
                     f"{self._settings.pool_timeout_s:g} s; raise MYSTIC_STORE__POOL_SIZE",
                     target=self._target.display,
                 ) from exc
+            try:
+                if many:
+                    return await conn.fetch(sql, *params)
+                return await conn.fetchrow(sql, *params)
             except _DISCONNECTED as exc:
+                # Close it for good: the pool must not hand this connection out again.
+                conn.terminate()
                 if attempt:
                     raise StoreError(
                         f"store {self._target.display}: read failed twice, connection lost: {exc}",
@@ -223,6 +240,8 @@ class PostgresReader:
                     f"store {self._target.display}: read failed: {exc}",
                     target=self._target.display,
                 ) from exc
+            finally:
+                await self._pool.release(conn)
         raise AssertionError("unreachable")
 
     async def fetch_all(self, sql: str, params: Sequence[Any], *, large: bool = False) -> list[Row]:

@@ -1,0 +1,18 @@
+"""The store package exports exactly its public API."""
+
+from __future__ import annotations
+
+import mystic_trading.store as store
+
+
+def test_exports_are_the_public_api() -> None:
+    """__all__ is sorted, complete, and names only public objects that exist."""
+    assert store.__all__ == sorted(store.__all__)
+    assert set(store.__all__) == {
+        "Alert", "AlertRepository", "Ban", "CandleRepository", "ControlChange",
+        "ControlRepository", "ControlState", "MigrationStatus", "PoolStats", "QueryCache",
+        "QueryMetrics", "Severity", "SnapshotRepository", "Store", "Stored", "head_revision",
+        "migration_status", "open_store", "upgrade",
+    }  # fmt: skip
+    for name in store.__all__:
+        assert getattr(store, name) is not None
