@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mystic_trading.config import StoreSettings
 from mystic_trading.store import head_revision, migration_status, upgrade
 
@@ -20,7 +22,7 @@ async def test_upgrade_from_empty_then_rerun_is_idempotent(store_url: str) -> No
     assert (await migration_status(settings)).up_to_date
 
 
-async def test_open_store_can_skip_the_upgrade(make_store: OpenStore) -> None:
+async def test_open_store_migrates_to_head(make_store: OpenStore) -> None:
     """open_store migrates by default; the store reports its own status."""
     store = await make_store()
     status = await store.migration_status()
@@ -31,7 +33,7 @@ async def test_sqlite_connections_are_tuned(make_store: OpenStore) -> None:
     """Every SQLite connection runs WAL, synchronous=NORMAL, foreign keys and the settings."""
     store = await make_store(busy_timeout_ms=1234, sqlite_cache_size_kib=2048)
     if store.backend != "sqlite":
-        return
+        pytest.skip("SQLite pragmas")
     async with store.engine.connect() as conn:
         values = {
             p: (await conn.exec_driver_sql(f"PRAGMA {p}")).scalar()
