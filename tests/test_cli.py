@@ -29,7 +29,7 @@ def test_help_lists_the_commands() -> None:
     """`mystic --help` explains the tool and lists its commands."""
     result = mystic("--help")
     assert result.returncode == 0, result.stderr
-    for command in ("config", "sandbox"):
+    for command in ("config", "db", "sandbox"):
         assert command in result.stdout
 
 
@@ -73,3 +73,40 @@ def test_invalid_setting_stops_at_start_with_exit_2(env: dict[str, str], needle:
     assert result.returncode == 2
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sandbox_command_serves_binance_api() -> None:
+    """`mystic sandbox --port 0` starts the exchange on loopback and answers /ticker/price."""
+    import httpx
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYSTIC_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mystic_trading", "sandbox", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "COLUMNS": "300"},
+    )
+    try:
+        assert proc.stderr is not None
+        url = ""
+        for line in proc.stderr:
+            if "ready at" in line:
+                url = line.split("ready at", 1)[1].strip()
+                break
+        assert url.startswith("http://127.0.0.1:")
+        answer = httpx.get(f"{url}/api/v3/ticker/price", params={"symbol": "BTCUSDT"})
+        assert answer.status_code == 200
+        assert set(answer.json()) == {"symbol", "price"}
+        assert "x-mbx-used-weight-1m" in answer.headers
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def test_sandbox_refuses_a_public_bind() -> None:
+    """Binding 0.0.0.0 without --allow-remote is refused with exit 2 and the reason."""
+    result = mystic("sandbox", "--host", "0.0.0.0", "--port", "0")
+    assert result.returncode == 2
+    assert "loopback" in result.stderr
