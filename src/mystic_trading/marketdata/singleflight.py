@@ -29,6 +29,10 @@ class SingleFlight(Generic[T]):
     def __len__(self) -> int:
         return len(self._flights)
 
+    def in_flight(self, key: Hashable) -> bool:
+        """True while a call for ``key`` is running."""
+        return key in self._flights
+
     async def do(self, key: Hashable, fn: Callable[[], Awaitable[T]]) -> T:
         task = self._flights.get(key)
         if task is None:
