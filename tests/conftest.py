@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -49,3 +52,33 @@ def postgres_url() -> str:
 def redis_url() -> str:
     """URL of the test Redis server."""
     return _require("Redis", "MYSTIC_TEST_REDIS_URL", REDIS_URL, 6379)
+
+
+def _pg_admin(base_url: str, sql: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(base_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database no other test uses: a SQLite file, or PostgreSQL with its own schema."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'data' / 'mystic.db'}"
+        return
+    base: str = request.getfixturevalue("postgres_url")
+    schema = f"mystic_t_{uuid.uuid4().hex[:12]}"
+    _pg_admin(base, f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{base}?search_path={schema}"
+    finally:
+        _pg_admin(base, f'DROP SCHEMA "{schema}" CASCADE')

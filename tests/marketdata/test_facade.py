@@ -1,0 +1,284 @@
+"""MarketData end to end: real sandbox over HTTP, real SQLite/PostgreSQL, real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from mystic_trading.errors import (
+    DataError,
+    InvalidInterval,
+    InvalidRange,
+    InvalidSymbol,
+    UnknownSymbol,
+    UpstreamError,
+)
+from mystic_trading.marketdata.answer import Layer
+from mystic_trading.marketdata.facade import MarketData
+from mystic_trading.models import Interval, Symbol
+from mystic_trading.sandbox import SandboxServer
+
+from .conftest import OpenMd
+
+DAY = 86_400_000
+
+
+def requests_to(exchange: SandboxServer, endpoint: str) -> int:
+    return exchange.stats.endpoint(endpoint).requests
+
+
+async def test_ticker_comes_from_upstream_then_memory(md: MarketData) -> None:
+    """The first ticker read goes upstream; the next is a memory hit with the same value."""
+    first = await md.ticker("BTC/USDT")
+    second = await md.ticker("BTCUSDT")
+    assert first.layer is Layer.UPSTREAM
+    assert second.layer is Layer.MEMORY
+    assert second.value == first.value
+    assert not second.stale
+    assert first.value.symbol == Symbol("BTC", "USDT")
+
+
+async def test_stampede_of_1000_cold_requests_is_one_upstream_call(
+    md: MarketData, exchange: SandboxServer
+) -> None:
+    """1,000 concurrent requests for one cold key make exactly one upstream call."""
+    await md.exchange_info()
+    before = requests_to(exchange, "ticker/24hr")
+    answers = await asyncio.gather(*(md.ticker("ETH/BTC") for _ in range(1000)))
+    assert requests_to(exchange, "ticker/24hr") - before == 1
+    assert len({a.value for a in answers}) == 1
+    assert md.stats()["by_kind"]["ticker"]["coalesced"] == 999
+
+
+async def test_closed_candles_equal_the_oracle(md: MarketData, exchange: SandboxServer) -> None:
+    """Every served closed candle equals the sandbox's deterministic candle, over random
+    ranges including listing dates and exchange downtime."""
+    rng = random.Random(11)
+    now = md.provider.now_ms()
+    gap = next(g for g in exchange.market.gaps if g.end < now - 30 * DAY)
+    cases = [
+        ("SOLUSDT", Interval.H1, exchange.market.listing_ms("SOLUSDT") - 5 * DAY, 10 * DAY),
+        ("BTCUSDT", Interval.M1, gap.start - 90 * 60_000, 4 * 3_600_000 + 5 * 3_600_000),
+        ("ETHBTC", Interval.M5, gap.start - DAY // 2, DAY),
+    ]
+    for _ in range(3):
+        interval = rng.choice([Interval.M15, Interval.H4, Interval.D1])
+        step = interval.ms
+        assert step is not None
+        start = now - rng.randrange(200, 2000) * step
+        cases.append(("BNBUSDT", interval, start, rng.randrange(10, 1000) * step))
+    for name, interval, start, span in cases:
+        answer = await md.candles(name, interval, start=start, end=start + span)
+        oracle = exchange.market.klines(
+            name, interval, interval.ceil(start), start + span - 1, 1000, now=now
+        )
+        closed = [c for c in answer.value if c.closed]
+        # The same candles: none invented in a gap or before listing, none missing.
+        assert [c.open_time for c in closed] == [r[0] for r in oracle if r[6] < now]
+        for candle, row in zip(closed, oracle, strict=False):
+            assert (candle.open, candle.high, candle.low, candle.close, candle.volume) == tuple(
+                Decimal(x) for x in row[1:6]
+            )
+            assert (candle.trades, candle.taker_buy_quote_volume) == (row[8], Decimal(row[10]))
+        if name == "SOLUSDT":
+            assert closed[0].open_time >= exchange.market.listing_ms("SOLUSDT")
+
+
+async def test_known_empty_ranges_are_not_fetched_again(
+    md: MarketData, exchange: SandboxServer
+) -> None:
+    """A range before listing is fetched once; asking again (memory cleared) costs nothing."""
+    listing = exchange.market.listing_ms("NEWUSDT")
+    start, end = listing - 40 * DAY, listing - 10 * DAY
+    first = await md.candles("NEWUSDT", "1d", start=start, end=end)
+    assert first.value == []
+    calls = requests_to(exchange, "klines")
+    await md.clear()
+    again = await md.candles("NEWUSDT", "1d", start=start, end=end)
+    assert again.value == []
+    assert again.layer is Layer.STORE
+    assert requests_to(exchange, "klines") == calls
+
+
+async def test_a_range_fetches_only_its_gaps_in_pages(
+    md: MarketData, exchange: SandboxServer
+) -> None:
+    """2,500 minutes cost 3 pages; a wider window then fetches only the new part."""
+    now = md.provider.now_ms()
+    start = Interval.M1.floor(now) - 10_000 * 60_000
+    before = requests_to(exchange, "klines")
+    first = await md.candles("BTCUSDT", "1m", start=start, end=start + 2500 * 60_000)
+    assert len(first.value) == 2500
+    assert requests_to(exchange, "klines") - before == 3
+    wider = await md.candles("BTCUSDT", "1m", start=start - 500 * 60_000, end=start + 2600 * 60_000)
+    assert len(wider.value) == 3100
+    assert requests_to(exchange, "klines") - before == 5  # 500 before, 100 after
+
+
+async def test_open_candle_is_served_but_never_stored(
+    md: MarketData, exchange: SandboxServer
+) -> None:
+    """The last candle of a window reaching now is open, and the store holds none open."""
+    answer = await md.candles("BTCUSDT", "1m", limit=10)
+    assert [c.closed for c in answer.value] == [True] * 9 + [False]
+    stored = await md.store.candles.range(
+        "binance", "BTC/USDT", "1m", answer.value[0].open_time, answer.value[-1].close_time + 1
+    )
+    assert len(stored) == 9
+    assert all(c.closed for c in stored)
+
+
+async def test_restart_with_the_store_intact_costs_no_upstream_call(
+    open_md: OpenMd, exchange: SandboxServer
+) -> None:
+    """Closed candles read before a restart are served after it with zero klines calls."""
+    async with open_md() as md:
+        now = md.provider.now_ms()
+        start, end = now - 30 * DAY, now - 2 * DAY
+        before = await md.candles("XRPUSDT", "1h", start=start, end=end)
+    calls = requests_to(exchange, "klines")
+    async with open_md() as md:
+        after = await md.candles("XRPUSDT", "1h", start=start, end=end)
+    assert requests_to(exchange, "klines") == calls
+    assert after.layer is Layer.STORE
+    assert after.value == before.value
+
+
+async def test_unknown_symbol_spends_no_quota(md: MarketData, exchange: SandboxServer) -> None:
+    """A symbol the exchange does not list is refused before any request is sent."""
+    await md.exchange_info()
+    before = exchange.stats.snapshot()["total"]
+    for _ in range(3):
+        with pytest.raises(UnknownSymbol) as info:
+            await md.ticker("DOGE/EUR")
+    assert info.value.symbol == "DOGE/EUR"
+    assert exchange.stats.snapshot()["total"] == before
+    assert md.stats()["negative_hits"] == 3
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda md: md.ticker("BTC//USDT"), InvalidSymbol),
+        (lambda md: md.candles("BTCUSDT", "7m"), InvalidInterval),
+        (lambda md: md.candles("BTCUSDT", "1h", start="2024-02-01", end="2024-01"), InvalidRange),
+        (lambda md: md.candles("BTCUSDT", "1s", start="2015-01-01", end="2025-01"), InvalidRange),
+        (lambda md: md.candles("BTCUSDT", "1h", start="next tuesday"), InvalidRange),
+        (lambda md: md.order_book("BTCUSDT", 0), DataError),
+    ],
+    ids=["symbol", "interval", "end-before-start", "ten-years-of-1s", "bad-date", "depth"],
+)  # fmt: skip
+async def test_bad_input_is_a_clear_error_and_sends_nothing(
+    md: MarketData, exchange: SandboxServer, call: object, error: type[Exception]
+) -> None:
+    """Each bad input raises its DataError before any request reaches the exchange."""
+    await md.exchange_info()
+    before = exchange.stats.snapshot()["total"]["requests"]
+    with pytest.raises(error):
+        await call(md)  # type: ignore[operator]
+    assert exchange.stats.snapshot()["total"]["requests"] == before
+
+
+async def test_outage_serves_stale_marked_stale(open_md: OpenMd, exchange: SandboxServer) -> None:
+    """With the exchange down, the last good ticker is served marked stale."""
+    async with open_md(cache={"ticker_ttl_s": 0.05, "stale_if_error_s": 60}) as md:
+        good = await md.ticker("BTCUSDT")
+        exchange.start_outage(30, "refuse")
+        await asyncio.sleep(0.15)  # past fresh and past the SWR window
+        stale = await md.ticker("BTCUSDT")
+        assert stale.stale
+        assert stale.value == good.value
+        assert md.stats()["by_kind"]["ticker"]["stale"] >= 1
+
+
+async def test_outage_after_restart_serves_the_stores_snapshot(
+    open_md: OpenMd, exchange: SandboxServer
+) -> None:
+    """A fresh process with the exchange down serves the stored ticker, marked stale."""
+    async with open_md() as md:
+        good = await md.ticker("ETHUSDT")
+        await asyncio.sleep(0.05)  # the snapshot is written in the background
+    exchange.start_outage(30, "503")
+    async with open_md() as md:
+        stale = await md.ticker("ETHUSDT")
+    assert stale.layer is Layer.STORE
+    assert stale.stale
+    assert stale.value.price == good.value.price
+
+
+async def test_outage_without_any_good_value_raises(
+    open_md: OpenMd, exchange: SandboxServer
+) -> None:
+    """With nothing to fall back on, the upstream error reaches the caller."""
+    exchange.start_outage(30, "refuse")
+    async with open_md() as md:
+        with pytest.raises(UpstreamError):
+            await md.order_book("ADAUSDT", 5)
+
+
+async def test_stale_while_revalidate_refreshes_once(
+    open_md: OpenMd, exchange: SandboxServer
+) -> None:
+    """Past its TTL a ticker is served stale while exactly one background refresh runs."""
+    async with open_md(cache={"ticker_ttl_s": 0.2}) as md:
+        await md.ticker("LTCUSDT")
+        before = requests_to(exchange, "ticker/24hr")
+        await asyncio.sleep(0.25)
+        answers = await asyncio.gather(*(md.ticker("LTCUSDT") for _ in range(50)))
+        assert all(a.stale for a in answers)
+        await asyncio.sleep(0.1)
+        fresh = await md.ticker("LTCUSDT")
+        assert not fresh.stale
+        assert requests_to(exchange, "ticker/24hr") - before == 1
+
+
+async def test_cancelled_waiter_does_not_cancel_the_shared_fetch(
+    md: MarketData, exchange: SandboxServer
+) -> None:
+    """Cancelling one of two waiters leaves the other with the answer, from one call."""
+    await md.exchange_info()
+    exchange.set_latency(100)
+    before = requests_to(exchange, "depth")
+    first = asyncio.create_task(md.order_book("BTCUSDT", 5))
+    second = asyncio.create_task(md.order_book("BTCUSDT", 5))
+    await asyncio.sleep(0.02)
+    first.cancel()
+    answer = await second
+    assert answer.value.symbol == Symbol("BTC", "USDT")
+    assert first.cancelled()
+    assert requests_to(exchange, "depth") - before == 1
+
+
+@pytest.mark.redis
+async def test_redis_shares_answers_between_processes(
+    open_md: OpenMd, exchange: SandboxServer, redis_url: str
+) -> None:
+    """A second MarketData sharing Redis gets the first one's ticker from Redis."""
+    prefix = f"test:{uuid.uuid4().hex}"
+    async with open_md(redis_url=redis_url) as one, open_md(redis_url=redis_url) as two:
+        for md in (one, two):
+            assert md.redis is not None
+            md.redis.prefix = prefix + ":md:"
+        await one.ticker("DOTUSDT")
+        await asyncio.sleep(0.05)  # the Redis write is in the background
+        calls = requests_to(exchange, "ticker/24hr")
+        shared = await two.ticker("DOTUSDT")
+        assert shared.layer is Layer.REDIS
+        assert requests_to(exchange, "ticker/24hr") == calls
+        await one.clear()
+
+
+async def test_dead_redis_is_skipped_and_answers_still_come(
+    open_md: OpenMd,
+) -> None:
+    """With Redis unreachable, MarketData answers from the exchange and says Redis is down."""
+    async with open_md(redis_url="redis://127.0.0.1:1/0") as md:
+        answer = await md.ticker("BTCUSDT")
+        assert answer.layer is Layer.UPSTREAM
+        redis = md.stats()["redis"]
+        assert redis["available"] is False
+        assert redis["errors"] >= 1
