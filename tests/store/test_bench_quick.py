@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "store.py"
-SQLITE_KEYS = ("sqlite_point_ratio", "sqlite_range_ratio", "sqlite_upsert_100k_s")
-PG_KEYS = ("pg_point_ratio", "pg_range_ratio")
+SQLITE_KEYS = (
+    "sqlite_point_ratio",
+    "sqlite_range_ratio",
+    "sqlite_range_all_same_output_ratio",
+    "sqlite_upsert_100k_s",
+)
+PG_KEYS = ("pg_point_ratio", "pg_range_ratio", "pg_range_all_same_output_ratio")
 
 
 @pytest.mark.slow

@@ -44,12 +44,17 @@ async def test_entry_expires_after_ttl(make_store: OpenStore, monotonic: FakeClo
     assert (store.cache.hits, store.cache.misses) == (1, 2)
 
 
-async def test_cached_list_cannot_be_corrupted_by_caller(store: Store) -> None:
-    """Mutating a returned list does not change what the next hit returns."""
+async def test_cached_range_cannot_be_corrupted_by_caller(store: Store) -> None:
+    """A returned range is read-only, and a hit returns the same candles as the miss."""
     await store.candles.upsert(P, [candle(0)])
     first = await store.candles.range(P, BTC, "1m", 0, MIN)
-    first.clear()
-    assert len(await store.candles.range(P, BTC, "1m", 0, MIN)) == 1
+    mine = list(first)
+    mine.clear()
+    with pytest.raises(TypeError):
+        first[0] = candle(MIN)  # type: ignore[index]
+    assert not hasattr(first, "append") and not hasattr(first, "clear")
+    again = await store.candles.range(P, BTC, "1m", 0, MIN)
+    assert store.cache.hits == 1 and again == [candle(0)]
 
 
 def test_cache_is_bounded_lru() -> None:

@@ -9,7 +9,7 @@ def test_exports_are_the_public_api() -> None:
     """__all__ is sorted, complete, and names only public objects that exist."""
     assert store.__all__ == sorted(store.__all__)
     assert set(store.__all__) == {
-        "Alert", "AlertRepository", "Ban", "CandleRepository", "ControlChange",
+        "Alert", "AlertRepository", "Ban", "CandleRange", "CandleRepository", "ControlChange",
         "ControlRepository", "ControlState", "MigrationStatus", "PoolStats", "QueryCache",
         "QueryMetrics", "Severity", "SnapshotRepository", "Store", "Stored", "head_revision",
         "migration_status", "open_store", "upgrade",

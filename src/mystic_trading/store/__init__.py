@@ -2,7 +2,9 @@
 
 ``open_store(settings)`` gives a :class:`Store` with four repositories:
 
-- ``store.candles``: batch upserts, point and range reads, the coverage map and its gaps;
+- ``store.candles``: batch upserts, point and range reads (a range is a
+  :class:`CandleRange`, a sequence that builds each candle on first access), the coverage map
+  and its gaps;
 - ``store.snapshots``: the latest ticker and order book per symbol;
 - ``store.control``: throttle level and tunables with their audit log, and upstream bans
   (the throttler's persistence Protocol: ``load_ban``, ``save_ban``, ``load_level``,
@@ -26,6 +28,7 @@ from mystic_trading.store._migrate import (
     migration_status,
     upgrade,
 )
+from mystic_trading.store._range import CandleRange
 from mystic_trading.store._records import Alert, Ban, ControlChange, ControlState, Severity, Stored
 from mystic_trading.store._snapshots import SnapshotRepository
 from mystic_trading.store._store import Store, open_store
@@ -34,6 +37,7 @@ __all__ = [
     "Alert",
     "AlertRepository",
     "Ban",
+    "CandleRange",
     "CandleRepository",
     "ControlChange",
     "ControlRepository",

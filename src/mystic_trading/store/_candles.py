@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mystic_trading.models import Candle, Interval, Symbol
 from mystic_trading.store import _sql
-from mystic_trading.store._codec import build_candles, build_candles_native, candle_params
+from mystic_trading.store._codec import candle_from_native, candle_from_text, candle_params
 from mystic_trading.store._core import Database
 from mystic_trading.store._coverage import aligned, check_range, gaps, merged
+from mystic_trading.store._range import CandleRange
 from mystic_trading.store._readers import LOOP_MAX_ROWS
 
 __all__ = ["CandleRepository"]
@@ -44,7 +45,8 @@ class CandleRepository:
         self._insert = q(_sql.COVERAGE_INSERT)
         pg = db.backend == "postgresql"
         self._lock = q(_sql.COVERAGE_LOCK) if pg else ""
-        self._build = build_candles_native if pg else build_candles
+        self._native = pg
+        self._decode = candle_from_native if pg else candle_from_text
 
     async def get(
         self, provider: str, symbol: Symbol | str, interval: Interval | str, open_time: int
@@ -52,10 +54,10 @@ class CandleRepository:
         """The stored candle of the series that opens at ``open_time``, or None."""
         sym = Symbol.parse(symbol)
         iv = Interval.parse(interval)
-        dec = self._db.dec
+        decode = self._decode
 
         def build(row: Any) -> Candle:
-            return self._build((row,), sym, iv, dec)[0]
+            return decode(sym, iv, row)
 
         return await self._db.read_one(
             "candles.get",
@@ -73,24 +75,31 @@ class CandleRepository:
         interval: Interval | str,
         start: int,
         end: int,
-    ) -> list[Candle]:
-        """Stored candles opening in [start, end), oldest first."""
+    ) -> CandleRange:
+        """Stored candles opening in [start, end), oldest first.
+
+        A read-only sequence that builds each candle on first access (see ``_range``);
+        ``list()`` of it gives plain candles.
+        """
         sym = Symbol.parse(symbol)
         iv = Interval.parse(interval)
         check_range(start, end)
-        dec = self._db.dec
         step = iv.ms
         expected = (end - start) // step if step else 0
-        result = await self._db.read_all(
+        native = self._native
+
+        def build(rows: Any) -> CandleRange:
+            return CandleRange(rows, sym, iv, native=native)
+
+        return await self._db.read_all(
             "candles.range",
             self._range,
             (provider, str(sym), iv.value, start, end),
-            lambda rows: tuple(self._build(rows, sym, iv, dec)),
+            build,
             tables=CANDLES,
             detail=(provider, str(sym), iv.value, expected),
             large=expected > LOOP_MAX_ROWS,
         )
-        return list(result)
 
     async def upsert(
         self, provider: str, candles: Sequence[Candle], *, fetched_at: int | None = None

@@ -1,10 +1,12 @@
 """Rows to domain values and back; the per-row cost of the hot reads lives here.
 
 SQLite hands decimals back as the exact strings stored (TEXT); PostgreSQL's NUMERIC arrives
-as ``Decimal`` already (asyncpg decodes it in C). Each builder takes the decoder for its
-backend, so PostgreSQL rows are not converted twice. Symbol and interval come from the query,
-not from each row. The candle builder binds everything it uses to locals: it runs once per
-candle, 1,000 times for a typical range read.
+as ``Decimal`` already (asyncpg decodes it in C). So a candle row has one decoder per backend
+(:func:`candle_from_text`, :func:`candle_from_native`), and the other builders take the
+decimal decoder of their backend, so PostgreSQL values are not converted twice. Symbol and
+interval come from the query, not from each row. Candles are built with ``Candle.make``,
+which skips the frozen dataclass ``__init__``'s per-field ``object.__setattr__``; range reads
+call the decoder lazily, one row at a time (see ``_range``).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from typing import Any
 from mystic_trading.models import Candle, Interval, OrderBook, Symbol, Ticker
 
 __all__ = [
+    "CandleDecoder",
     "Decode",
     "book_levels",
     "build_book",
-    "build_candles",
-    "build_candles_native",
     "build_ticker",
+    "candle_from_native",
+    "candle_from_text",
     "candle_params",
     "decimal_text",
     "ticker_params",
@@ -63,42 +66,22 @@ def candle_params(
     ]
 
 
-def build_candles(
-    rows: Sequence[Sequence[Any]], symbol: Symbol, interval: Interval, dec: Decode
-) -> list[Candle]:
-    """Candles from rows in ``_sql.CANDLE_COLUMNS`` order."""
-    make = Candle
-    return [
-        make(
-            symbol,
-            interval,
-            r[0],
-            dec(r[1]),
-            dec(r[2]),
-            dec(r[3]),
-            dec(r[4]),
-            dec(r[5]),
-            r[6],
-            dec(r[7]),
-            r[8],
-            dec(r[9]),
-            dec(r[10]),
-            bool(r[11]),
-        )
-        for r in rows
-    ]
+CandleDecoder = Callable[[Symbol, Interval, Sequence[Any]], Candle]
 
 
-def build_candles_native(
-    rows: Sequence[Sequence[Any]], symbol: Symbol, interval: Interval, _dec: Decode
-) -> list[Candle]:
-    """Candles from rows whose decimals the driver already decoded (asyncpg NUMERIC)."""
-    make = Candle
-    return [
-        make(symbol, interval, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-             r[10], r[11])
-        for r in rows
-    ]  # fmt: skip
+def candle_from_text(symbol: Symbol, interval: Interval, r: Sequence[Any]) -> Candle:
+    """A candle from a SQLite row in ``_sql.CANDLE_COLUMNS`` order (decimals as exact TEXT)."""
+    d = Decimal
+    return _make(symbol, interval, r[0], d(r[1]), d(r[2]), d(r[3]), d(r[4]), d(r[5]), r[6],
+                 d(r[7]), r[8], d(r[9]), d(r[10]), bool(r[11]))  # fmt: skip
+
+
+def candle_from_native(symbol: Symbol, interval: Interval, r: Sequence[Any]) -> Candle:
+    """A candle from a row whose decimals the driver already decoded (asyncpg NUMERIC)."""
+    return _make(symbol, interval, *r)
+
+
+_make = Candle.make
 
 
 def ticker_params(provider: str, t: Ticker, fetched_at: int, enc: Encode) -> tuple[Any, ...]:
