@@ -160,25 +160,32 @@ async def test_unknown_symbol_spends_no_quota(md: MarketData, exchange: SandboxS
     assert md.stats()["negative_hits"] == 3
 
 
+FEB, JAN = "2024-02-01", "2024-01-01"
+
+
 @pytest.mark.parametrize(
-    ("call", "error"),
+    ("call", "error", "match"),
     [
-        (lambda md: md.ticker("BTC//USDT"), InvalidSymbol),
-        (lambda md: md.candles("BTCUSDT", "7m"), InvalidInterval),
-        (lambda md: md.candles("BTCUSDT", "1h", start="2024-02-01", end="2024-01"), InvalidRange),
-        (lambda md: md.candles("BTCUSDT", "1s", start="2015-01-01", end="2025-01"), InvalidRange),
-        (lambda md: md.candles("BTCUSDT", "1h", start="next tuesday"), InvalidRange),
-        (lambda md: md.order_book("BTCUSDT", 0), DataError),
+        (lambda md: md.ticker("BTC//USDT"), InvalidSymbol, "BTC//USDT"),
+        (lambda md: md.candles("BTCUSDT", "7m"), InvalidInterval, "'7m'"),
+        (lambda md: md.candles("BTCUSDT", "1h", start=FEB, end=JAN), InvalidRange, "before start"),
+        (
+            lambda md: md.candles("BTCUSDT", "1s", start="2015-01-01", end="2025-01-01"),
+            InvalidRange,
+            "allow_large=True",
+        ),
+        (lambda md: md.candles("BTCUSDT", "1h", start="next tuesday"), InvalidRange, "ISO-8601"),
+        (lambda md: md.order_book("BTCUSDT", 0), DataError, "depth"),
     ],
     ids=["symbol", "interval", "end-before-start", "ten-years-of-1s", "bad-date", "depth"],
-)  # fmt: skip
+)
 async def test_bad_input_is_a_clear_error_and_sends_nothing(
-    md: MarketData, exchange: SandboxServer, call: object, error: type[Exception]
+    md: MarketData, exchange: SandboxServer, call: object, error: type[Exception], match: str
 ) -> None:
-    """Each bad input raises its DataError before any request reaches the exchange."""
+    """Each bad input raises its DataError, naming the problem, before any request is sent."""
     await md.exchange_info()
     before = exchange.stats.snapshot()["total"]["requests"]
-    with pytest.raises(error):
+    with pytest.raises(error, match=match):
         await call(md)  # type: ignore[operator]
     assert exchange.stats.snapshot()["total"]["requests"] == before
 
