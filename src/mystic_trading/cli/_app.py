@@ -65,8 +65,12 @@ def _root(
 
 def _register() -> None:
     # Imported here so each command module can import `State` from this one.
-    from mystic_trading.cli import sandbox_cmd
+    from mystic_trading.cli import demo_cmd, market_cmd, sandbox_cmd
 
+    app.command("demo")(demo_cmd.demo)
+    app.command("ticker")(market_cmd.ticker)
+    app.command("candles")(market_cmd.candles)
+    app.command("backfill")(market_cmd.backfill)
     app.command("sandbox")(sandbox_cmd.sandbox)
 
 

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable, Iterable
 from typing import Any, TypeVar
 
 from mystic_trading.config import CacheSettings, Settings
@@ -41,9 +41,9 @@ from mystic_trading.marketdata.memory import MemoryCache
 from mystic_trading.marketdata.redis_layer import RedisLayer
 from mystic_trading.marketdata.singleflight import SingleFlight
 from mystic_trading.marketdata.stats import HIT_SAMPLE_EVERY, MarketDataStats
-from mystic_trading.marketdata.window import Moment, candle_window
+from mystic_trading.marketdata.window import Moment, Window, candle_window
 from mystic_trading.models import Candle, Interval, OrderBook, Symbol, Ticker
-from mystic_trading.providers.binance import BinanceProvider
+from mystic_trading.providers.binance import PAGE_LIMIT, BinanceProvider
 from mystic_trading.providers.binance_parse import ExchangeInfo, parse_exchange_info
 from mystic_trading.store import Store
 from mystic_trading.throttle import Priority, Throttler, budget_from_exchange_info
@@ -108,8 +108,9 @@ class MarketData:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         if self._closed:
+            coro.close()
             return
         task = asyncio.ensure_future(coro)
         self._background.add(task)
@@ -366,6 +367,44 @@ class MarketData:
             return Answer(candles, layer, self.provider.now_ms())
 
         return await self._layered("candles", key, ttl, fetch)
+
+    async def backfill(
+        self,
+        symbol: str | Symbol,
+        interval: str | Interval,
+        start: Moment,
+        end: Moment | None = None,
+        *,
+        chunk_pages: int = 10,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Store every closed candle of [start, end) (end: now), at background priority.
+
+        Resumable and idempotent: only the coverage map's gaps are fetched, so a second run,
+        or a run after an interruption, fetches only what is missing. ``progress(done,
+        total)`` is called in candles after each chunk of ``chunk_pages`` pages. Returns the
+        number of upstream pages fetched. Nothing is put in the memory cache.
+        """
+        iv = Interval.parse(interval)
+        sym = await self.symbol(symbol)
+        now = self.provider.now_ms()
+        window = candle_window(sym, iv, now, start, end, allow_large=True)
+        closed_end = min(window.end, iv.floor(now))
+        total = iv.count_between(window.start, closed_end)
+        step = chunk_pages * PAGE_LIMIT
+        fetched = 0
+        done = 0
+        t = window.start
+        while t < closed_end:
+            chunk_end = min(closed_end, iv.shift(t, step))
+            chunk = Window(sym, iv, t, chunk_end)
+            _, pages = await self.filler.fill(chunk, now, Priority.BACKGROUND)
+            fetched += pages
+            done += chunk.count
+            if progress is not None:
+                progress(done, total)
+            t = chunk_end
+        return fetched
 
     # -- stats and control ------------------------------------------------------------------
 

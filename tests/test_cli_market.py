@@ -1,0 +1,142 @@
+"""`mystic ticker | candles | backfill | demo` as real subprocesses against a real sandbox."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from mystic_trading.sandbox import SandboxConfig, SandboxServer
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def exchange() -> Iterator[SandboxServer]:
+    server = SandboxServer(SandboxConfig(port=0)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mystic(exchange: SandboxServer, tmp_path: Path) -> Run:
+    """Run `mystic ...` on the sandbox and a SQLite file of this test's own."""
+
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("MYSTIC_")}
+        base.update(
+            {
+                "MYSTIC_PROVIDER__BASE_URL": exchange.url,
+                "MYSTIC_STORE__URL": f"sqlite+aiosqlite:///{tmp_path / 'm.db'}",
+                "XDG_DATA_HOME": str(tmp_path / "xdg"),
+                "COLUMNS": "200",
+            }
+        )
+        base.update(env or {})
+        return subprocess.run(
+            [sys.executable, "-m", "mystic_trading", *args],
+            capture_output=True,
+            text=True,
+            env=base,
+            timeout=120,
+            check=False,
+        )
+
+    return run
+
+
+def test_ticker_json(mystic: Run) -> None:
+    """`mystic ticker A B --json` gives one entry per symbol with price and provenance."""
+    result = mystic("ticker", "BTCUSDT", "ETH/BTC", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [d["symbol"] for d in data] == ["BTC/USDT", "ETH/BTC"]
+    assert all(d["layer"] == "upstream" and not d["stale"] for d in data)
+    assert all(float(d["price"]) > 0 for d in data)
+
+
+def test_candles_csv_and_table(mystic: Run) -> None:
+    """--format csv prints a header and one row per candle; the table marks the open one."""
+    result = mystic("candles", "BTCUSDT", "1h", "--limit", "5", "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 5
+    assert [r["closed"] for r in rows] == ["True"] * 4 + ["False"]
+    table = mystic("candles", "BTCUSDT", "1d", "--start", "2024-01-01", "--end", "2024-01-08")
+    assert table.returncode == 0, table.stderr
+    assert "7 candles" in table.stdout
+    assert "2024-01-07 00:00:00" in table.stdout
+
+
+def test_candles_json_range(mystic: Run) -> None:
+    """--format json gives exact decimal strings for a fixed range."""
+    result = mystic(
+        "candles",
+        "ETHBTC",
+        "1d",
+        "--start",
+        "2024-03-01",
+        "--end",
+        "2024-03-04",
+        "--format",
+        "json",
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert len(data) == 3
+    assert all(isinstance(c["close"], str) and c["closed"] for c in data)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("candles", "BTCUSDT", "7m"), "invalid interval '7m'"),
+        (("candles", "BTCUSDT", "1s", "--start", "2015-01-01"), "--yes"),
+        (("candles", "BTCUSDT", "1h", "--start", "2024-02-01", "--end", "2024-01-01"), "before"),
+        (("ticker", "FOO/USDT"), "unknown symbol FOO/USDT"),
+        (("ticker", "BTC//USDT"), "invalid symbol"),
+    ],
+)
+def test_bad_input_exits_1_with_the_reason(mystic: Run, args: tuple[str, ...], needle: str) -> None:
+    """Bad symbols, intervals and ranges exit 1 with the reason on stderr and no traceback."""
+    result = mystic(*args)
+    assert result.returncode == 1, result.stdout
+    assert needle in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_exchange_says_what_to_do(mystic: Run) -> None:
+    """With no exchange listening, the error names the URL and suggests `mystic sandbox`."""
+    result = mystic("ticker", "BTCUSDT", env={"MYSTIC_PROVIDER__BASE_URL": "http://127.0.0.1:9"})
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())
+    assert "http://127.0.0.1:9" in message
+    assert "mystic sandbox" in message
+
+
+def test_backfill_is_resumable_and_idempotent(mystic: Run, exchange: SandboxServer) -> None:
+    """A backfill fetches pages once; running it again fetches nothing."""
+    first = mystic("backfill", "BNBUSDT", "SOLUSDT", "--interval", "1d", "--since", "2021-01-01")
+    assert first.returncode == 0, first.stderr
+    assert "BNBUSDT 1d:" in first.stdout
+    assert "pages fetched" in first.stdout
+    before = exchange.stats.endpoint("klines").requests
+    again = mystic("backfill", "BNBUSDT", "SOLUSDT", "--interval", "1d", "--since", "2021-01-01")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("already complete") == 2
+    assert exchange.stats.endpoint("klines").requests == before
+
+
+def test_demo_prints_the_optimization_report(mystic: Run) -> None:
+    """`mystic demo` runs its own sandbox and prints layers, cold/warm and quota figures."""
+    result = mystic("demo", "--seconds", "1", "--bots", "2", "--latency-ms", "5")
+    assert result.returncode == 0, result.stderr
+    for heading in ("Where answers came from", "Cold against warm", "calls saved", "429s / 418s"):
+        assert heading in result.stdout
