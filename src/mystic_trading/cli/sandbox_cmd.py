@@ -65,7 +65,7 @@ def sandbox(
 ) -> None:
     """Run the sandbox exchange: Binance's spot market-data REST API on 127.0.0.1.
 
-    A deterministic synthetic market (32 symbols, candles consistent across intervals, gaps),
+    A deterministic synthetic market (50 symbols, candles consistent across intervals, gaps),
     Binance's weights, X-MBX-USED-WEIGHT-1M, 429 with Retry-After and 418 bans, and fault
     injection at run time through POST /sandbox/admin/faults. Counters at GET /sandbox/stats.
     Stop with Ctrl-C.

@@ -12,13 +12,13 @@ What it models:
   ticker/price, ticker/24hr (FULL, MINI), ticker/bookTicker, with Binance's field names and
   types (decimal strings with 8 decimals, the 12-field kline row), its parameter errors
   (-1100, -1102, -1120, -1121, -1128) and its klines ordering rules.
-- A market from a seed: 32 symbols (USDT-, USDC-, BTC- and ETH-quoted) with fixed listing dates
-  (``NEWUSDT`` listed 2026-09-15 10:00 UTC is the recent one), integer-tick random-walk prices,
-  quiet minutes with zero volume, and a 1-5 hour exchange-wide gap in every 91 days. Every
-  interval is the exact aggregate of its minutes; every minute the exact aggregate of its
-  seconds; the candle that contains ``now`` is open and partial; tickers agree with candles.
-  3d candles open at multiples of three days since the epoch, 1w on Mondays, 1M on the 1st
-  (``mystic_trading.models.Interval``).
+- A market from a seed: 50 symbols (USDT-, USDC-, FDUSD-, BTC- and ETH-quoted) with fixed
+  listing dates (``NEWUSDT`` listed 2026-09-15 10:00 UTC is the recent one), integer-tick
+  random-walk prices, quiet minutes with zero volume, and a 1-5 hour exchange-wide gap in
+  every 91 days. Every interval is the exact aggregate of its minutes; every minute the
+  exact aggregate of its seconds; the candle that contains ``now`` is open and partial;
+  tickers agree with candles. 3d candles open at multiples of three days since the epoch, 1w
+  on Mondays, 1M on the 1st (``mystic_trading.models.Interval``).
 - REQUEST_WEIGHT per client IP in clock-aligned fixed windows, the published weight of each
   endpoint, ``X-MBX-USED-WEIGHT-<n><letter>``, 429 with ``Retry-After``, and 418 bans that
   double from 2 minutes up to 3 days for clients that keep sending after a 429.
