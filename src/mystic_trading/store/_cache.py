@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from typing import Any, Final
 
 __all__ = ["MISS", "QueryCache"]
@@ -33,12 +32,9 @@ class _Miss:
 MISS: Final = _Miss()
 
 
-@dataclass(slots=True)
-class _Entry:
-    value: Any
-    expires: float
-    tables: tuple[str, ...]
-    generations: tuple[int, ...]
+# An entry: (value, expires, tables, generations). A plain tuple, not a dataclass: it is
+# built on every cached miss, where a dataclass __init__ would cost three times as much.
+_Entry = tuple[Any, float, tuple[str, ...], tuple[int, ...]]
 
 
 class QueryCache:
@@ -68,6 +64,8 @@ class QueryCache:
     def generations(self, tables: tuple[str, ...]) -> tuple[int, ...]:
         """The current generation of each table, to pass to :meth:`put` after the read."""
         gens = self._generations
+        if len(tables) == 1:  # nearly every read: skip the generator
+            return (gens.get(tables[0], 0),)
         return tuple(gens.get(t, 0) for t in tables)
 
     def get(self, key: Hashable) -> Any:
@@ -76,23 +74,25 @@ class QueryCache:
         if entry is None:
             self.misses += 1
             return MISS
-        if entry.expires <= self._clock() or entry.generations != self.generations(entry.tables):
+        value, expires, tables, generations = entry
+        if expires <= self._clock() or generations != self.generations(tables):
             del self._entries[key]
             self.misses += 1
             return MISS
         self._entries.move_to_end(key)
         self.hits += 1
-        return entry.value
+        return value
 
     def put(
         self, key: Hashable, value: Any, tables: tuple[str, ...], generations: tuple[int, ...]
     ) -> None:
         """Keep ``value``, read from ``tables`` when they were at ``generations``."""
-        if not self.enabled or generations != self.generations(tables):
+        if self._ttl <= 0 or generations != self.generations(tables):
             return
         entries = self._entries
-        entries[key] = _Entry(value, self._clock() + self._ttl, tables, generations)
-        entries.move_to_end(key)
+        if key in entries:
+            del entries[key]  # so the new entry goes to the most recent end
+        entries[key] = (value, self._clock() + self._ttl, tables, generations)
         while len(entries) > self._max:
             entries.popitem(last=False)
             self.evictions += 1

@@ -55,17 +55,13 @@ class CandleRepository:
         sym = Symbol.parse(symbol)
         iv = Interval.parse(interval)
         decode = self._decode
+        series = (provider, str(sym), str(iv))  # str() of the StrEnum is its value, in C
 
         def build(row: Any) -> Candle:
             return decode(sym, iv, row)
 
         return await self._db.read_one(
-            "candles.get",
-            self._get,
-            (provider, str(sym), iv.value, open_time),
-            build,
-            tables=CANDLES,
-            detail=(provider, str(sym), iv.value),
+            "candles.get", self._get, (*series, open_time), build, tables=CANDLES, detail=series
         )
 
     async def range(
@@ -87,6 +83,7 @@ class CandleRepository:
         step = iv.ms
         expected = (end - start) // step if step else 0
         native = self._native
+        series = (provider, str(sym), str(iv))
 
         def build(rows: Any) -> CandleRange:
             return CandleRange(rows, sym, iv, native=native)
@@ -94,10 +91,10 @@ class CandleRepository:
         return await self._db.read_all(
             "candles.range",
             self._range,
-            (provider, str(sym), iv.value, start, end),
+            (*series, start, end),
             build,
             tables=CANDLES,
-            detail=(provider, str(sym), iv.value, expected),
+            detail=(*series, expected),
             large=expected > LOOP_MAX_ROWS,
         )
 

@@ -14,9 +14,8 @@ straight to the driver:
   than :data:`LOOP_MAX_ROWS` expected rows) go to worker threads, each with its own
   connection and the full ``busy_timeout``, so the loop never blocks on a lock or a long
   scan.
-- PostgreSQL: an asyncpg pool (``pool_size`` connections) whose connections keep each
-  statement prepared (asyncpg's statement cache), read with ``fetch``/``fetchrow``. A read
-  that meets a connection the server dropped is retried once on a fresh one.
+- PostgreSQL: a small pool of asyncpg connections of our own, each keeping its statements
+  prepared; see ``_postgres_reader``.
 """
 
 from __future__ import annotations
@@ -26,14 +25,12 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-import asyncpg  # type: ignore[import-untyped]
-
 from mystic_trading.config import StoreSettings
 from mystic_trading.errors import StoreError
 from mystic_trading.store._engine import sqlite_pragmas
 from mystic_trading.store._target import Target
 
-__all__ = ["LOOP_MAX_ROWS", "PostgresReader", "Reader", "SqliteReader"]
+__all__ = ["LOOP_MAX_ROWS", "Reader", "SqliteReader"]
 
 # Expected rows above which a SQLite read leaves the event loop for a worker thread
 # (about 5 ms of row decoding).
@@ -157,109 +154,3 @@ class SqliteReader:
 def _run(conn: sqlite3.Connection, sql: str, params: Sequence[Any], many: bool) -> Any:
     cur = conn.execute(sql, params)
     return cur.fetchall() if many else cur.fetchone()
-
-
-# The connection died under the read: the server restarted, terminated the backend, or the
-# socket broke. Safe to retry a read once on another connection.
-_DISCONNECTED = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.InterfaceError,
-    # The server's FATAL arrived while the connection sat idle and left the protocol in a
-    # state it cannot leave ("cannot switch to state ..."); only a new connection helps.
-    asyncpg.exceptions._base.InternalClientError,
-    ConnectionError,
-)
-
-
-async def _keep_session(_conn: Any) -> None:
-    """Skip asyncpg's per-release reset query (RESET ALL, UNLISTEN *, ...): a round trip per
-    read, and these connections only ever run single autocommit SELECTs, which leave no
-    session state behind."""
-
-
-class PostgresReader:
-    """Reads on an asyncpg pool with prepared statements, retried once on a lost connection."""
-
-    def __init__(self, target: Target, settings: StoreSettings, pool: asyncpg.Pool) -> None:
-        self._target = target
-        self._settings = settings
-        self._pool = pool
-        self.retries = 0
-
-    @classmethod
-    async def open(
-        cls, target: Target, settings: StoreSettings, *, application_name: str
-    ) -> PostgresReader:
-        try:
-            pool = await asyncpg.create_pool(
-                target.asyncpg_dsn,
-                min_size=1,
-                max_size=settings.pool_size,
-                max_inactive_connection_lifetime=settings.pool_recycle_s,
-                server_settings={"application_name": application_name, **target.server_settings},
-                reset=_keep_session,
-            )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise StoreError(
-                f"cannot open store {target.display}: {exc}", target=target.display
-            ) from exc
-        return cls(target, settings, pool)
-
-    async def _run(self, sql: str, params: Sequence[Any], *, many: bool) -> Any:
-        for attempt in (0, 1):
-            try:
-                pool = self._pool
-                # With an idle connection, acquire cannot wait: skip the timeout, which costs
-                # asyncpg a wait_for task per read.
-                timeout = None if pool.get_idle_size() else self._settings.pool_timeout_s
-                conn = await pool.acquire(timeout=timeout)
-            except TimeoutError as exc:
-                raise StoreError(
-                    f"store {self._target.display}: read pool exhausted, all "
-                    f"{self._settings.pool_size} connections stayed in use for "
-                    f"{self._settings.pool_timeout_s:g} s; raise MYSTIC_STORE__POOL_SIZE",
-                    target=self._target.display,
-                ) from exc
-            try:
-                if many:
-                    return await conn.fetch(sql, *params)
-                return await conn.fetchrow(sql, *params)
-            except _DISCONNECTED as exc:
-                # Close it for good: the pool must not hand this connection out again.
-                conn.terminate()
-                if attempt:
-                    raise StoreError(
-                        f"store {self._target.display}: read failed twice, connection lost: {exc}",
-                        target=self._target.display,
-                    ) from exc
-                self.retries += 1
-            except asyncpg.PostgresError as exc:
-                raise StoreError(
-                    f"store {self._target.display}: read failed: {exc}",
-                    target=self._target.display,
-                ) from exc
-            finally:
-                await self._pool.release(conn)
-        raise AssertionError("unreachable")
-
-    async def fetch_all(self, sql: str, params: Sequence[Any], *, large: bool = False) -> list[Row]:
-        return await self._run(sql, params, many=True)  # type: ignore[no-any-return]
-
-    async def fetch_one(self, sql: str, params: Sequence[Any]) -> Row | None:
-        return await self._run(sql, params, many=False)  # type: ignore[no-any-return]
-
-    def stats(self) -> dict[str, Any]:
-        size = self._pool.get_size()
-        idle = self._pool.get_idle_size()
-        return {
-            "size": size,
-            "max_size": self._pool.get_max_size(),
-            "in_use": size - idle,
-            "idle": idle,
-            "retries": self.retries,
-        }
-
-    async def aclose(self) -> None:
-        await self._pool.close()

@@ -31,7 +31,8 @@ from mystic_trading.store._core import Database
 from mystic_trading.store._engine import PoolStats, open_pool
 from mystic_trading.store._metrics import QueryMetrics
 from mystic_trading.store._migrate import MigrationStatus, status_pool, upgrade_pool
-from mystic_trading.store._readers import PostgresReader, Reader, SqliteReader
+from mystic_trading.store._postgres_reader import PostgresReader
+from mystic_trading.store._readers import Reader, SqliteReader
 from mystic_trading.store._snapshots import SnapshotRepository
 from mystic_trading.store._target import parse_target
 
@@ -123,8 +124,9 @@ async def open_store(
     """Open the store of ``settings``; migrate it to head first unless ``upgrade`` is False.
 
     ``clock`` gives the wall time stamped on writes (``fetched_at``, audit times),
-    ``monotonic`` the query cache's TTL time and ``timer`` the query metrics' latencies;
-    tests inject all three. Raises :class:`StoreError` if the database cannot be opened.
+    ``monotonic`` the query cache's TTL time and the PostgreSQL read pool's idle time, and
+    ``timer`` the query metrics' latencies; tests inject all three. Raises
+    :class:`StoreError` if the database cannot be opened.
     """
     target = parse_target(settings.url)
     pool = await open_pool(target, settings, application_name=application_name)
@@ -135,7 +137,9 @@ async def open_store(
         if target.backend == "sqlite":
             reader = SqliteReader(target, settings)
         else:
-            reader = await PostgresReader.open(target, settings, application_name=application_name)
+            reader = await PostgresReader.open(
+                target, settings, application_name=application_name, monotonic=monotonic
+            )
     except BaseException:
         await pool.aclose()
         raise
