@@ -1,9 +1,13 @@
 """Where the budget lives: the :class:`Quota` seam and its in-memory implementation.
 
-A quota holds one GCRA bucket per key (provider), its 429 pause and its 418 ban. Every
+A quota holds per key (provider) the exchange's fixed windows (``_window``: what each was
+charged, what the usage header said), a GCRA bucket for rates below the exchange's
+(``_gcra``), its 429 pause and its 418 ban. Every
 process that shares a quota draws from one budget; :class:`MemoryQuota` is one process,
 ``RedisQuota`` is every process and host of a deployment. Both run the same algorithm
-(``_gcra``), so one contract test suite covers both.
+(``_window`` and ``_gcra``), so one contract test suite covers both. The memory quota
+meters windows on ``wall_ms`` (they are aligned to the epoch, like the exchange's) and the
+GCRA and pauses on ``clock``.
 """
 
 from __future__ import annotations
@@ -13,26 +17,45 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from mystic_trading.throttle._gcra import BucketState, Grant, reserve, sync_usage
+from mystic_trading.throttle._gcra import BucketState, Grant, gcra_start
+from mystic_trading.throttle._window import WindowCount, charge, earliest_start, settle
 
 __all__ = ["BucketSpec", "MemoryQuota", "Quota"]
 
 
 @dataclass(frozen=True, slots=True)
 class BucketSpec:
-    """How to meter one request: the rate (weight/s) and burst (weight) it is admitted at."""
+    """How to meter one request.
+
+    ``limit``: the exchange's limit less the safety margin, weight per fixed window of
+    ``window_s`` (0 = no window accounting, GCRA only). ``rate`` (weight/s) and ``burst``
+    (weight): the GCRA pace, applied only when it is below the window's (``paced``).
+    ``burst`` is also the head start of each window's allowance line (see ``_window``).
+    ``guard_s``: the boundary guard band.
+    """
 
     rate: float
     burst: float
     window_s: float
+    limit: float = 0.0
+    guard_s: float = 0.0
+
+    @property
+    def paced(self) -> bool:
+        """True when the GCRA binds: no window accounting, or a rate below the window's."""
+        return self.limit <= 0 or self.rate * self.window_s < self.limit
 
     def share(self, parts: int) -> BucketSpec:
         """This budget split ``parts`` ways, each safe alone: ``(rate*W + burst) / parts``."""
         if parts <= 1:
             return self
-        per_window = (self.rate * self.window_s + self.burst) / parts
-        rate = max(per_window - self.burst, 1.0) / self.window_s
-        return BucketSpec(rate=rate, burst=self.burst, window_s=self.window_s)
+        limit = self.limit / parts
+        if self.limit > 0 and not self.paced:
+            rate = limit / self.window_s
+        else:
+            per_window = (self.rate * self.window_s + self.burst) / parts
+            rate = max(per_window - self.burst, 1.0) / self.window_s
+        return BucketSpec(rate, self.burst, self.window_s, limit, self.guard_s)
 
 
 class Quota(Protocol):
@@ -44,6 +67,11 @@ class Quota(Protocol):
         ...
 
     @property
+    def remote(self) -> bool:
+        """True when each call is a round trip (the throttler then settles in the background)."""
+        ...
+
+    @property
     def reserve_ahead_s(self) -> float:
         """How far ahead a reservation may be granted (covers the backend's round trip)."""
         ...
@@ -52,10 +80,18 @@ class Quota(Protocol):
         """Spend ``weight`` if it can start within ``max_delay`` s (see :class:`Grant`)."""
         ...
 
-    async def sync_usage(
-        self, key: str, used: int, limit_eff: float, remaining_s: float, spec: BucketSpec
+    async def settle(
+        self,
+        key: str,
+        grant: Grant,
+        weight: int,
+        used: int | None,
+        spec: BucketSpec,
+        *,
+        sent: bool = True,
     ) -> None:
-        """Count the exchange's reported usage of a window ending in ``remaining_s``."""
+        """Account the answer to a granted request: ``used`` is its usage header (None when
+        there was none), ``sent`` False when it never left (its weight is given back)."""
         ...
 
     async def pause(self, key: str, seconds: float) -> None:
@@ -76,19 +112,24 @@ class Quota(Protocol):
 
 
 class MemoryQuota:
-    """The budget in this process only; ``clock`` meters, ``wall_ms`` dates bans."""
+    """The budget in this process only; ``clock`` meters the GCRA and pauses, ``wall_ms``
+    the exchange's windows and bans."""
 
     reserve_ahead_s = 0.0
+    remote = False
 
     def __init__(
         self,
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        source: str = "memory",
     ) -> None:
         self._clock = clock
         self._wall_ms = wall_ms
+        self._source = source
         self._buckets: dict[str, BucketState] = {}
+        self._windows: dict[str, dict[int, WindowCount]] = {}
 
     @property
     def mode(self) -> str:
@@ -100,32 +141,98 @@ class MemoryQuota:
             state = self._buckets[key] = BucketState(at=self._clock())
         return state
 
+    def _counter(self, key: str, spec: BucketSpec, wall: float) -> Callable[[int], WindowCount]:
+        windows = self._windows.setdefault(key, {})
+        oldest = int(wall // spec.window_s) - 2
+        for index in [i for i in windows if i < oldest]:
+            del windows[index]
+
+        def count(index: int) -> WindowCount:
+            item = windows.get(index)
+            if item is None:
+                item = windows[index] = WindowCount()
+            return item
+
+        return count
+
+    def window(self, key: str, index: int) -> WindowCount | None:
+        """Window ``index``'s counts for ``key`` (for tests and stats), if any."""
+        return self._windows.get(key, {}).get(index)
+
     async def reserve(self, key: str, weight: int, spec: BucketSpec, max_delay: float) -> Grant:
         return self.reserve_now(key, weight, spec, max_delay)
 
     def reserve_now(self, key: str, weight: int, spec: BucketSpec, max_delay: float) -> Grant:
         """:meth:`reserve` without a coroutine, for the local fallback of other backends."""
-        return reserve(
-            self._bucket(key),
-            weight,
-            spec.rate,
-            spec.burst,
-            self._clock(),
-            self._wall_ms(),
-            max_delay,
-        )
-
-    async def sync_usage(
-        self, key: str, used: int, limit_eff: float, remaining_s: float, spec: BucketSpec
-    ) -> None:
-        self.sync_now(key, used, limit_eff, remaining_s, spec)
-
-    def sync_now(
-        self, key: str, used: float, limit_eff: float, remaining_s: float, spec: BucketSpec
-    ) -> None:
-        """:meth:`sync_usage` without a coroutine."""
         state = self._bucket(key)
-        sync_usage(state, used, limit_eff, remaining_s, spec.rate, spec.burst, self._clock())
+        now, now_ms = self._clock(), self._wall_ms()
+        if state.banned_until_ms > now_ms:
+            return Grant(False, (state.banned_until_ms - now_ms) / 1000, state.banned_until_ms)
+        start = max(now, state.paused_until)
+        fill = 0.0
+        if spec.paced:
+            start, fill = gcra_start(state, weight, spec.rate, spec.burst, start)
+        wall = now_ms / 1000
+        count = None
+        if spec.limit > 0:
+            count = self._counter(key, spec, wall)
+            at = earliest_start(
+                count,
+                weight,
+                wall + (start - now),
+                limit=spec.limit,
+                burst=spec.burst,
+                window_s=spec.window_s,
+                guard_s=spec.guard_s,
+            )
+            if spec.paced:
+                fill = max(0.0, fill - spec.rate * (at - wall - (start - now)))
+            start = now + (at - wall)
+        delay = start - now
+        if delay > max_delay:
+            return Grant(False, delay)
+        if spec.paced:
+            state.fill, state.at = fill + weight, start
+        if count is not None:
+            charge(count, weight, wall + delay, window_s=spec.window_s, guard_s=spec.guard_s)
+        return Grant(True, delay, start=wall + delay, source=self._source)
+
+    async def settle(
+        self,
+        key: str,
+        grant: Grant,
+        weight: int,
+        used: int | None,
+        spec: BucketSpec,
+        *,
+        sent: bool = True,
+    ) -> None:
+        self.settle_now(key, grant, weight, used, spec, sent=sent)
+
+    def settle_now(
+        self,
+        key: str,
+        grant: Grant,
+        weight: float,
+        used: float | None,
+        spec: BucketSpec,
+        *,
+        sent: bool = True,
+    ) -> None:
+        """:meth:`settle` without a coroutine."""
+        if spec.limit <= 0 or not grant.granted:
+            return
+        wall = self._wall_ms() / 1000
+        settle(
+            self._counter(key, spec, wall),
+            weight,
+            grant.start,
+            wall,
+            used,
+            window_s=spec.window_s,
+            guard_s=spec.guard_s,
+            sent=sent,
+        )
 
     async def pause(self, key: str, seconds: float) -> None:
         self.pause_now(key, seconds)

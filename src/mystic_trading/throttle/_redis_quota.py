@@ -2,7 +2,10 @@
 
 Each operation is one atomic Lua script (``lua/*.lua``, package data) run on Redis's clock
 (``TIME``), so hosts with skewed clocks still meter one budget, and 429 pauses and 418 bans
-are seen by everyone at once. One hash per key holds the bucket, the pause and the ban.
+are seen by everyone at once. One hash per key holds the exchange's recent windows (what
+each was charged, what its usage header said: ``_window``), the GCRA bucket, the pause and
+the ban; one key, so a cluster keeps it on one shard. A grant is settled where it was made:
+one made in the local fallback is settled locally even if Redis is back.
 
 When Redis cannot be reached, this process falls back to a local bucket holding its share
 of the budget (``1 / expected_processes``, burst kept whole, see ``BucketSpec.share``), says
@@ -47,6 +50,7 @@ class RedisQuota:
     # A reservation may be granted this far ahead, so the round trip to Redis is not lost
     # budget; a waiter cancelled inside it wastes at most that much.
     reserve_ahead_s = 0.005
+    remote = True
 
     def __init__(
         self,
@@ -72,9 +76,9 @@ class RedisQuota:
             retry=Retry(NoBackoff(), 0),
         )
         self._reserve = self._redis.register_script(_script("reserve.lua"))
-        self._sync = self._redis.register_script(_script("sync.lua"))
+        self._settle = self._redis.register_script(_script("settle.lua"))
         self._penalty = self._redis.register_script(_script("penalty.lua"))
-        self._local = MemoryQuota(clock=clock)
+        self._local = MemoryQuota(clock=clock, source="local-fallback")
         self._down_since: float | None = None
         self._next_try = 0.0
         self.fallbacks = 0
@@ -138,32 +142,58 @@ class RedisQuota:
     async def reserve(self, key: str, weight: int, spec: BucketSpec, max_delay: float) -> Grant:
         ttl = int(2 * spec.window_s) + 1
         answer = await self._call(
-            self._reserve, key, weight, repr(spec.rate), repr(spec.burst), repr(max_delay), ttl
+            self._reserve,
+            key,
+            weight,
+            repr(spec.rate),
+            repr(spec.burst),
+            repr(max_delay),
+            ttl,
+            repr(spec.limit),
+            repr(spec.window_s),
+            repr(spec.guard_s),
         )
         if answer is None:
             local_spec = spec.share(self.expected_processes)
             return self._local.reserve_now(key, weight, local_spec, max_delay)
         granted, delay, ban = int(answer[0]), float(answer[1]), int(float(answer[2]))
-        return Grant(bool(granted), delay, ban or None)
+        return Grant(bool(granted), delay, ban or None, float(answer[3]), "redis")
 
-    async def sync_usage(
-        self, key: str, used: int, limit_eff: float, remaining_s: float, spec: BucketSpec
+    async def settle(
+        self,
+        key: str,
+        grant: Grant,
+        weight: int,
+        used: int | None,
+        spec: BucketSpec,
+        *,
+        sent: bool = True,
     ) -> None:
-        ttl = int(2 * spec.window_s) + 1
-        answer = await self._call(
-            self._sync,
-            key,
-            used,
-            repr(limit_eff),
-            repr(remaining_s),
-            repr(spec.rate),
-            repr(spec.burst),
-            ttl,
-        )
-        if answer is None:
-            share = self.expected_processes
-            local_spec = spec.share(share)
-            self._local.sync_now(key, used / share, limit_eff / share, remaining_s, local_spec)
+        if spec.limit <= 0 or not grant.granted:
+            return
+        share = self.expected_processes
+        if grant.source == "redis":
+            ttl = int(2 * spec.window_s) + 1
+            answer = await self._call(
+                self._settle,
+                key,
+                weight,
+                repr(grant.start),
+                -1 if used is None else used,
+                1 if sent else 0,
+                repr(spec.window_s),
+                repr(spec.guard_s),
+                ttl,
+            )
+            if answer is not None:
+                return
+            # Redis went away with the request in flight: the local share starts afresh.
+            grant = Grant(True, 0.0, None, grant.start, "local-fallback")
+        # The header is the IP's count, every process's; the local share's part of it is
+        # 1/share, so each process in fallback admits while ``used + share * (its in flight)``
+        # fits the limit.
+        local_used = None if used is None else used / share
+        self._local.settle_now(key, grant, weight, local_used, spec.share(share), sent=sent)
 
     async def pause(self, key: str, seconds: float) -> None:
         self._local.pause_now(key, seconds)

@@ -22,6 +22,7 @@ from mystic_trading.throttle._retry import parse_retry_after
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from mystic_trading.throttle._gcra import Grant
     from mystic_trading.throttle._throttler import Throttler
 
 __all__ = ["HttpResponse", "Outcome", "Slot", "classify_status"]
@@ -93,6 +94,7 @@ class Slot:
         "_throttler",
         "deadline",
         "endpoint",
+        "grant",
         "outcome",
         "priority",
         "sent_at",
@@ -115,6 +117,7 @@ class Slot:
         self.priority = priority
         self.deadline = deadline
         self.outcome: Outcome | None = None
+        self.grant: Grant | None = None
         self.sent_at = math.nan
         self.sent_wall_ms = 0
         self.waited_s = math.nan
