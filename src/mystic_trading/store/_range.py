@@ -6,14 +6,15 @@ from the query cache, which keeps the range itself) costs nothing. Numeric consu
 candles altogether: ``closes()``, ``open_times()`` and ``column(name)`` decode one field of
 every row into a plain list, and ``rows`` hands the raw rows to a bulk exporter.
 
-When laziness pays. Building a candle from a SQLite row costs about 1.8 us (eight
-``Decimal(str)`` and the object), against about 1.5 us to read the row itself; from an
-asyncpg row, whose decimals are decoded already, about 0.9 us. A consumer that touches a few
-candles of a range (the latest, a binary search by open time) or one column (closes for an
-indicator) pays for what it touches. A consumer that walks every candle pays the same
-building cost as before, once, at iteration instead of inside the read; ``bench/store.py``
-reports both figures (the read alone, and the read plus building every candle) so neither is
-taken for the other.
+When laziness pays, and when it does not. Building a candle from a SQLite row (eight
+``Decimal(str)`` and the object) costs about 1.8 us, as much as reading the row (1.5-2 us),
+so building every candle of a range more than doubles the read. From an asyncpg
+row, whose decimals are decoded already, a candle costs about 0.9 us. A consumer that
+touches a few candles of a range (the latest, a search by open time) or one column (closes
+for an indicator) pays only for what it touches. A consumer that walks every candle
+(``list(range)``, a ``for`` loop) pays the full building cost anyway, once, at iteration
+instead of inside the read: laziness saves it nothing, and ``bench/store.py`` therefore
+reports both the read alone and the read plus building every candle.
 
 The sequence compares equal to any sequence of the same candles (a list, a tuple, another
 range), so ``await store.candles.range(...) == [c1, c2]`` holds; like a list it is not
