@@ -289,3 +289,11 @@ async def test_dead_redis_is_skipped_and_answers_still_come(
         redis = md.stats()["redis"]
         assert redis["available"] is False
         assert redis["errors"] >= 1
+
+
+async def test_concurrent_first_requests_fetch_exchange_info_once(
+    md: MarketData, exchange: SandboxServer
+) -> None:
+    """A cold process's first burst of requests loads exchangeInfo (weight 20) only once."""
+    await asyncio.gather(*(md.ticker(name) for name in ("BTCUSDT", "ETHUSDT", "SOLUSDT") * 20))
+    assert requests_to(exchange, "exchangeInfo") == 1

@@ -82,6 +82,7 @@ class MarketData:
         self._l1 = self.memory.data  # the hot path reads the dict directly
         self.filler = CandleFiller(provider, store)
         self._flight: SingleFlight[Answer[Any]] = SingleFlight()
+        self._info_flight: SingleFlight[ExchangeInfo] = SingleFlight()
         self.stats_ = MarketDataStats()
         self._info: ExchangeInfo | None = None
         self._info_at = -_INFO_TTL_S
@@ -122,17 +123,23 @@ class MarketData:
     async def exchange_info(self, *, refresh: bool = False) -> ExchangeInfo:
         """The exchange's symbols and limits, fetched once an hour (weight 20)."""
         if refresh or self._info is None or self.clock() - self._info_at > _INFO_TTL_S:
-            raw = await self.provider.exchange_info_raw()
-            info = parse_exchange_info(raw)
-            self.throttler.set_budget(
-                budget_from_exchange_info(
-                    raw, fallback_limit=self.throttler.settings.fallback_weight_per_minute
-                )
-            )
-            self._info, self._info_at = info, self.clock()
-            self._names.clear()
-            self._ticker_keys.clear()
+            # Single flight: the first requests of a fresh process all want it at once.
+            await self._info_flight.do("exchangeInfo", self._load_exchange_info)
+        assert self._info is not None
         return self._info
+
+    async def _load_exchange_info(self) -> ExchangeInfo:
+        raw = await self.provider.exchange_info_raw()
+        info = parse_exchange_info(raw)
+        self.throttler.set_budget(
+            budget_from_exchange_info(
+                raw, fallback_limit=self.throttler.settings.fallback_weight_per_minute
+            )
+        )
+        self._info, self._info_at = info, self.clock()
+        self._names.clear()
+        self._ticker_keys.clear()
+        return info
 
     async def symbol(self, name: str | Symbol) -> Symbol:
         """``name`` as a listed Symbol; InvalidSymbol or UnknownSymbol spend no quota."""
