@@ -41,12 +41,13 @@ from mystic_trading.marketdata.memory import MemoryCache
 from mystic_trading.marketdata.redis_layer import RedisLayer
 from mystic_trading.marketdata.singleflight import SingleFlight
 from mystic_trading.marketdata.stats import HIT_SAMPLE_EVERY, MarketDataStats
+from mystic_trading.marketdata.symbols import SymbolBook
 from mystic_trading.marketdata.window import Moment, Window, candle_window
 from mystic_trading.models import Candle, Interval, OrderBook, Symbol, Ticker
 from mystic_trading.providers.binance import PAGE_LIMIT, BinanceProvider
-from mystic_trading.providers.binance_parse import ExchangeInfo, parse_exchange_info
+from mystic_trading.providers.binance_parse import ExchangeInfo
 from mystic_trading.store import Store
-from mystic_trading.throttle import Priority, Throttler, budget_from_exchange_info
+from mystic_trading.throttle import Priority, Throttler
 
 __all__ = ["MarketData"]
 
@@ -55,7 +56,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _FAILURES = (UpstreamError, ThrottleError)
 _MAX_DEPTH = 5000
-_INFO_TTL_S = 3600.0
 
 
 class MarketData:
@@ -82,13 +82,14 @@ class MarketData:
         self._l1 = self.memory.data  # the hot path reads the dict directly
         self.filler = CandleFiller(provider, store)
         self._flight: SingleFlight[Answer[Any]] = SingleFlight()
-        self._info_flight: SingleFlight[ExchangeInfo] = SingleFlight()
         self.stats_ = MarketDataStats()
-        self._info: ExchangeInfo | None = None
-        self._info_at = -_INFO_TTL_S
-        self._names: dict[str | Symbol, Symbol] = {}
         self._ticker_keys: dict[str | Symbol, str] = {}
-        self._negative: dict[str, float] = {}
+        self.symbols = SymbolBook(
+            provider,
+            negative_ttl_s=self.cache.negative_ttl_s,
+            clock=clock,
+            on_reload=self._ticker_keys.clear,
+        )
         self._background: set[asyncio.Task[Any]] = set()
         self._closed = False
 
@@ -122,56 +123,11 @@ class MarketData:
 
     async def exchange_info(self, *, refresh: bool = False) -> ExchangeInfo:
         """The exchange's symbols and limits, fetched once an hour (weight 20)."""
-        if refresh or self._info is None or self.clock() - self._info_at > _INFO_TTL_S:
-            # Single flight: the first requests of a fresh process all want it at once.
-            await self._info_flight.do("exchangeInfo", self._load_exchange_info)
-        assert self._info is not None
-        return self._info
-
-    async def _load_exchange_info(self) -> ExchangeInfo:
-        raw = await self.provider.exchange_info_raw()
-        info = parse_exchange_info(raw)
-        self.throttler.set_budget(
-            budget_from_exchange_info(
-                raw, fallback_limit=self.throttler.settings.fallback_weight_per_minute
-            )
-        )
-        self._info, self._info_at = info, self.clock()
-        self._names.clear()
-        self._ticker_keys.clear()
-        return info
+        return await self.symbols.info(refresh=refresh)
 
     async def symbol(self, name: str | Symbol) -> Symbol:
         """``name`` as a listed Symbol; InvalidSymbol or UnknownSymbol spend no quota."""
-        known = self._names.get(name)
-        if known is not None:
-            return known
-        info: ExchangeInfo | None = self._info
-        if info is None:
-            try:
-                info = await self.exchange_info()
-            except _FAILURES as exc:
-                log.warning("exchangeInfo unavailable (%s); symbols are not checked", exc)
-        text = name if isinstance(name, str) else name.exchange
-        glued = text.strip().upper()
-        if info is not None and glued in info.symbols:
-            sym = info.symbols[glued].symbol
-        else:
-            sym = Symbol.parse(name)
-        expiry = self._negative.get(sym.exchange)
-        if expiry is not None and expiry > self.clock():
-            self.stats_.negative_hits += 1
-            raise UnknownSymbol(f"unknown symbol {sym} (remembered)", symbol=str(sym))
-        if info is not None and sym.exchange not in info.symbols:
-            self.stats_.negative_hits += 1
-            raise UnknownSymbol(
-                f"unknown symbol {sym}: not listed on {self.provider.name}", symbol=str(sym)
-            )
-        self._names[name] = sym
-        return sym
-
-    def _remember_unknown(self, sym: Symbol) -> None:
-        self._negative[sym.exchange] = self.clock() + self.cache.negative_ttl_s
+        return await self.symbols.resolve(name)
 
     # -- the layered read -------------------------------------------------------------------
 
@@ -294,7 +250,7 @@ class MarketData:
             try:
                 ticker = await self.provider.ticker(sym)
             except UnknownSymbol:
-                self._remember_unknown(sym)
+                self.symbols.remember_unknown(sym)
                 raise
             fetched_at = self.provider.now_ms()
             self._spawn(self.store.snapshots.save_ticker(name, ticker, fetched_at=fetched_at))
@@ -368,7 +324,7 @@ class MarketData:
             try:
                 candles, pages = await self.filler.fill(window, now, priority)
             except UnknownSymbol:
-                self._remember_unknown(sym)
+                self.symbols.remember_unknown(sym)
                 raise
             layer = Layer.UPSTREAM if pages else Layer.STORE
             return Answer(candles, layer, self.provider.now_ms())
@@ -418,7 +374,9 @@ class MarketData:
     def stats(self) -> dict[str, Any]:
         """Plain data: per-layer hits, coalesced, stale, upstream calls and weight, latency,
         the headline figures, and the memory, Redis, throttle and store figures."""
-        data = self.stats_.snapshot(self.provider.calls, self.provider.weight)
+        data = self.stats_.snapshot(
+            self.provider.calls, self.provider.weight, self.symbols.negative_hits
+        )
         data["coalesced_total"] = self._flight.joined
         data["memory"] = {
             "entries": len(self.memory),
@@ -443,7 +401,7 @@ class MarketData:
             pattern = f"?|{exchange}*"
         if redis and self.redis is not None:
             await self.redis.clear(pattern)
-        self._negative.clear()
+        self.symbols.forget_unknown()
         return dropped
 
 

@@ -48,7 +48,6 @@ class MarketDataStats:
         self.hits: dict[str, dict[Layer, int]] = {k: dict.fromkeys(Layer, 0) for k in KINDS}
         self.stale = dict.fromkeys(KINDS, 0)
         self.coalesced = dict.fromkeys(KINDS, 0)
-        self.negative_hits = 0
         self.errors = dict.fromkeys(KINDS, 0)
         self.latency: dict[tuple[str, Layer], LatencySample] = {
             (k, layer): LatencySample() for k in KINDS for layer in Layer
@@ -62,7 +61,9 @@ class MarketDataStats:
         if seconds is not None:
             self.latency[(kind, layer)].add(seconds)
 
-    def snapshot(self, upstream_calls: int, upstream_weight: int) -> dict[str, Any]:
+    def snapshot(
+        self, upstream_calls: int, upstream_weight: int, negative_hits: int
+    ) -> dict[str, Any]:
         requests = sum(self.requests.values())
         per_kind: dict[str, Any] = {}
         for kind in KINDS:
@@ -83,7 +84,7 @@ class MarketDataStats:
         return {
             "requests": requests,
             "by_kind": per_kind,
-            "negative_hits": self.negative_hits,
+            "negative_hits": negative_hits,
             "upstream_calls": upstream_calls,
             "upstream_weight": upstream_weight,
             "calls_saved": max(0, requests - upstream_calls),
