@@ -28,7 +28,28 @@ from mystic_trading.models import Candle, Interval, OrderBook, Symbol, Ticker
 
 __version__ = "0.1.0"
 
+# The market-data path pulls in SQLAlchemy, httpx and redis-py: loaded on first use (PEP 562),
+# so `import mystic_trading` stays cheap and creates nothing.
+_LAZY = {
+    "Answer": "mystic_trading.marketdata",
+    "Layer": "mystic_trading.marketdata",
+    "MarketData": "mystic_trading.marketdata",
+    "MarketDataSync": "mystic_trading.marketdata",
+    "candles_frame": "mystic_trading.marketdata",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mystic_trading' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
 __all__ = [
+    "Answer",
     "Banned",
     "Candle",
     "ConfigError",
@@ -38,7 +59,10 @@ __all__ = [
     "InvalidInterval",
     "InvalidRange",
     "InvalidSymbol",
+    "Layer",
     "MalformedPayload",
+    "MarketData",
+    "MarketDataSync",
     "MysticError",
     "OrderBook",
     "QueueFull",
@@ -53,5 +77,6 @@ __all__ = [
     "UpstreamRejected",
     "UpstreamUnavailable",
     "__version__",
+    "candles_frame",
     "load_settings",
 ]

@@ -28,12 +28,16 @@ class MarketDataSync:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._md: MarketData | None = None
         self._cm: Any = None
 
     def __enter__(self) -> MarketDataSync:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="mystic-marketdata", daemon=True
+        )
         self._thread.start()
         self._cm = MarketData.open(self._settings)
         try:
@@ -54,13 +58,20 @@ class MarketDataSync:
         self._stop()
 
     def _stop(self) -> None:
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-        if not self._loop.is_closed():
-            self._loop.close()
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if thread.is_alive():
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+        if not loop.is_closed():
+            loop.close()
+        self._loop = self._thread = None
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("MarketDataSync is not open: use it in a `with` block")
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
         return future.result()
 
