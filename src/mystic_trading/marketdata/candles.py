@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from mystic_trading.marketdata.window import Window
 from mystic_trading.models import Candle, Interval, Symbol
-from mystic_trading.providers.binance import PAGE_LIMIT, BinanceProvider
+from mystic_trading.providers.base import Provider
 from mystic_trading.store import Store
 from mystic_trading.throttle import Priority
 
@@ -29,7 +29,7 @@ __all__ = ["CandleFiller", "pages"]
 Range = tuple[int, int]
 
 
-def pages(interval: Interval, gaps: Sequence[Range], size: int = PAGE_LIMIT) -> list[Range]:
+def pages(interval: Interval, gaps: Sequence[Range], size: int) -> list[Range]:
     """Split gaps into windows of at most ``size`` candles each."""
     out: list[Range] = []
     for start, end in gaps:
@@ -44,7 +44,7 @@ def pages(interval: Interval, gaps: Sequence[Range], size: int = PAGE_LIMIT) -> 
 class CandleFiller:
     """Serves candle windows from the store, fetching only what it lacks."""
 
-    def __init__(self, provider: BinanceProvider, store: Store) -> None:
+    def __init__(self, provider: Provider, store: Store) -> None:
         self.provider = provider
         self.store = store
         self.pages_fetched = 0
@@ -74,13 +74,14 @@ class CandleFiller:
                 gaps = await self.store.candles.gaps(
                     self.provider.name, sym, iv, window.start, closed_end
                 )
-            todo = pages(iv, gaps)
+            size = self.provider.page_limit
+            todo = pages(iv, gaps, size)
             if want_open:
                 last = todo[-1] if todo else None
                 if (
                     last is not None
                     and last[1] == open_start
-                    and iv.count_between(last[0], last[1]) < PAGE_LIMIT
+                    and iv.count_between(last[0], last[1]) < size
                 ):
                     todo[-1] = (last[0], window.end)  # the open candle rides along
                 else:

@@ -44,7 +44,7 @@ from mystic_trading.marketdata.stats import HIT_SAMPLE_EVERY, MarketDataStats
 from mystic_trading.marketdata.symbols import SymbolBook
 from mystic_trading.marketdata.window import Moment, Window, candle_window
 from mystic_trading.models import Candle, Interval, OrderBook, Symbol, Ticker
-from mystic_trading.providers.binance import PAGE_LIMIT, BinanceProvider
+from mystic_trading.providers.base import Provider
 from mystic_trading.providers.binance_parse import ExchangeInfo
 from mystic_trading.store import Store
 from mystic_trading.throttle import Priority, Throttler
@@ -63,7 +63,7 @@ class MarketData:
 
     def __init__(
         self,
-        provider: BinanceProvider,
+        provider: Provider,
         store: Store,
         *,
         cache: CacheSettings | None = None,
@@ -354,7 +354,7 @@ class MarketData:
         window = candle_window(sym, iv, now, start, end, allow_large=True)
         closed_end = min(window.end, iv.floor(now))
         total = iv.count_between(window.start, closed_end)
-        step = chunk_pages * PAGE_LIMIT
+        step = chunk_pages * self.provider.page_limit
         fetched = 0
         done = 0
         t = window.start

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from mystic_trading.errors import ThrottleError, UnknownSymbol, UpstreamError
 from mystic_trading.marketdata.singleflight import SingleFlight
 from mystic_trading.models import Symbol
-from mystic_trading.providers.binance import BinanceProvider
+from mystic_trading.providers.base import Provider
 from mystic_trading.providers.binance_parse import ExchangeInfo, parse_exchange_info
 from mystic_trading.throttle import budget_from_exchange_info
 
@@ -32,7 +32,7 @@ class SymbolBook:
 
     def __init__(
         self,
-        provider: BinanceProvider,
+        provider: Provider,
         *,
         negative_ttl_s: float,
         clock: Callable[[], float],
