@@ -8,8 +8,10 @@ through a mid-run halving of the exchange's budget (``recovery_s``: from the hal
 end of the first window back at >= 95 % of the new limit), and for its acquire overhead with
 free budget (median microseconds, in memory and with Redis).
 
-Every limiter is set to the limit less a 2 % margin. ``--quick`` runs in seconds (for the
-test suite; its figures mean little). ``--json`` prints one JSON object.
+Every limiter is set to the limit less a 2 % margin, is driven by the same callers through
+the same client and is measured the same way (``measure``: whole epoch-aligned windows, from
+a fresh sandbox, read on the boundaries), over the same number of windows. ``--quick`` runs
+in seconds (for the test suite; its figures mean little). ``--json`` prints one JSON object.
 
     python bench/throttle.py [--quick] [--json] [--redis-url redis://127.0.0.1:6379/0]
 """
@@ -93,8 +95,15 @@ async def sandbox_total(client: httpx.AsyncClient) -> dict[str, int]:
     return total
 
 
-async def next_window(window_s: int) -> None:
-    await asyncio.sleep(window_s - time.time() % window_s + 0.002)
+async def next_window(window_s: int) -> float:
+    """Sleep to just past the next window boundary (epoch-aligned, as the sandbox counts)."""
+    boundary = (time.time() // window_s + 1) * window_s
+    await sleep_until(boundary + 0.002)
+    return boundary
+
+
+async def sleep_until(wall: float) -> None:
+    await asyncio.sleep(max(0.0, wall - time.time()))
 
 
 # -- traffic ---------------------------------------------------------------------------------
@@ -217,13 +226,19 @@ async def measure(
     windows: int,
     run: Callable[[float], Awaitable[None]],
 ) -> dict[str, float]:
-    """Run over ``windows`` whole windows; util = weight served / (windows * limit)."""
+    """Run over ``windows`` whole windows; util = weight served / (windows * limit).
+
+    The same for every limiter: from a fresh sandbox, traffic starts on a window boundary,
+    and the counters are read on the boundary that ends the last window (the read is one
+    loopback round trip, about a millisecond, so a request served just after it may be
+    counted: the same for everyone). The traffic goes on a little past it, so no limiter is
+    judged on its callers winding down inside a measured window.
+    """
     await admin(client, "/sandbox/admin/reset")
-    await next_window(window_s)
+    boundary = await next_window(window_s)
     before = await sandbox_total(client)
-    task = asyncio.create_task(run(windows * window_s))
-    # Read the counters when the last window ends, not when the last caller gets its answer.
-    await asyncio.sleep(windows * window_s - 0.01)
+    task = asyncio.create_task(run(windows * window_s + 0.2))
+    await sleep_until(boundary + windows * window_s)
     after = await sandbox_total(client)
     await task
     return {
@@ -257,7 +272,7 @@ async def phase_anchor(
         client,
         a.weight_limit,
         a.window_s,
-        a.anchor_windows,
+        a.windows,
         lambda s: drive(client, s, a.concurrency, send),
     )
     await asyncio.sleep(0)
@@ -292,15 +307,16 @@ async def phase_four_processes(
         ]
         await asyncio.gather(*(p.wait() for p in procs))
 
-    # The workers need a moment to start: measure from the window after they are up.
+    # The workers need a moment to start: measure from the window after they are up, to
+    # the boundary ending the last one (as ``measure``), and let them run a little past it.
     await admin(client, "/sandbox/admin/reset")
-    await next_window(a.window_s)
-    start_at = time.time() + a.window_s
+    boundary = await next_window(a.window_s)
+    start_at = boundary + a.window_s
     seconds = a.windows * a.window_s
-    task = asyncio.create_task(run(seconds + a.window_s))
-    await asyncio.sleep(start_at - time.time() + 0.002)
+    task = asyncio.create_task(run(seconds + a.window_s + 0.2))
+    await sleep_until(start_at)
     before = await sandbox_total(client)
-    await asyncio.sleep(seconds - 0.004)
+    await sleep_until(start_at + seconds)
     after = await sandbox_total(client)
     await task
     return {
@@ -479,11 +495,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     if a.quick:
         a.weight_limit = a.weight_limit or 3000
         a.window_s = a.window_s or 1
-        a.windows, a.anchor_windows, a.halving_windows, a.overhead_n = 1, 1, 4, 300
+        a.windows, a.halving_windows, a.overhead_n = 1, 4, 300
     else:
         a.weight_limit = a.weight_limit or 9000
         a.window_s = a.window_s or 3
-        a.windows, a.anchor_windows, a.halving_windows, a.overhead_n = 4, 2, 6, 5000
+        a.windows, a.halving_windows, a.overhead_n = 4, 6, 5000
     return a
 
 

@@ -35,10 +35,12 @@ class Grant:
     granted: bool
     delay_s: float
     banned_until_ms: int | None = None
-    # Where the grant was charged: the planned start on the backend's wall clock (epoch s)
-    # and which backend ("memory", "redis", "local-fallback"); handed back to settle it.
+    # Where the grant was charged: the planned start on the backend's wall clock (epoch s),
+    # which backend ("memory", "redis", "local-fallback") and the guard band it was charged
+    # with (so settling finds the same windows); handed back to settle it.
     start: float = 0.0
     source: str = ""
+    guard_s: float = 0.0
 
 
 @dataclass(slots=True)

@@ -67,11 +67,6 @@ class Quota(Protocol):
         ...
 
     @property
-    def remote(self) -> bool:
-        """True when each call is a round trip (the throttler then settles in the background)."""
-        ...
-
-    @property
     def reserve_ahead_s(self) -> float:
         """How far ahead a reservation may be granted (covers the backend's round trip)."""
         ...
@@ -111,12 +106,21 @@ class Quota(Protocol):
         ...
 
 
+class _Windows(dict[int, WindowCount]):
+    """One key's recent windows, created on first use; ``pruned``: the oldest one kept."""
+
+    pruned = -(2**62)
+
+    def __missing__(self, index: int) -> WindowCount:
+        item = self[index] = WindowCount()
+        return item
+
+
 class MemoryQuota:
     """The budget in this process only; ``clock`` meters the GCRA and pauses, ``wall_ms``
     the exchange's windows and bans."""
 
     reserve_ahead_s = 0.0
-    remote = False
 
     def __init__(
         self,
@@ -129,7 +133,7 @@ class MemoryQuota:
         self._wall_ms = wall_ms
         self._source = source
         self._buckets: dict[str, BucketState] = {}
-        self._windows: dict[str, dict[int, WindowCount]] = {}
+        self._windows: dict[str, _Windows] = {}
 
     @property
     def mode(self) -> str:
@@ -142,22 +146,20 @@ class MemoryQuota:
         return state
 
     def _counter(self, key: str, spec: BucketSpec, wall: float) -> Callable[[int], WindowCount]:
-        windows = self._windows.setdefault(key, {})
+        windows = self._windows.get(key)
+        if windows is None:
+            windows = self._windows[key] = _Windows()
         oldest = int(wall // spec.window_s) - 2
-        for index in [i for i in windows if i < oldest]:
-            del windows[index]
-
-        def count(index: int) -> WindowCount:
-            item = windows.get(index)
-            if item is None:
-                item = windows[index] = WindowCount()
-            return item
-
-        return count
+        if oldest > windows.pruned:
+            for index in [i for i in windows if i < oldest]:
+                del windows[index]
+            windows.pruned = oldest
+        return windows.__getitem__
 
     def window(self, key: str, index: int) -> WindowCount | None:
         """Window ``index``'s counts for ``key`` (for tests and stats), if any."""
-        return self._windows.get(key, {}).get(index)
+        windows = self._windows.get(key)
+        return None if windows is None else windows.get(index)
 
     async def reserve(self, key: str, weight: int, spec: BucketSpec, max_delay: float) -> Grant:
         return self.reserve_now(key, weight, spec, max_delay)
@@ -195,7 +197,7 @@ class MemoryQuota:
             state.fill, state.at = fill + weight, start
         if count is not None:
             charge(count, weight, wall + delay, window_s=spec.window_s, guard_s=spec.guard_s)
-        return Grant(True, delay, start=wall + delay, source=self._source)
+        return Grant(True, delay, start=wall + delay, source=self._source, guard_s=spec.guard_s)
 
     async def settle(
         self,
@@ -230,7 +232,7 @@ class MemoryQuota:
             wall,
             used,
             window_s=spec.window_s,
-            guard_s=spec.guard_s,
+            guard_s=grant.guard_s,
             sent=sent,
         )
 

@@ -16,6 +16,8 @@ ban it learnt meanwhile).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -39,6 +41,15 @@ log = logging.getLogger("mystic_trading.throttle")
 
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
+# Longest an answer waits to be settled in Redis when no reservation of its key comes first
+# to carry it (see RedisQuota.settle): short against any window, long enough that a busy
+# process pays one round trip per request, not two.
+SETTLE_DELAY_S = 0.01
+
+# An answer waiting to be settled: weight, start, used (-1: none), sent (1|0), window_s,
+# guard, and when it arrived (this process's clock).
+_Unsettled = tuple[int, str, int, int, float, str, float]
+
 
 def _script(name: str) -> str:
     return (resources.files("mystic_trading.throttle") / "lua" / name).read_text("utf-8")
@@ -50,7 +61,6 @@ class RedisQuota:
     # A reservation may be granted this far ahead, so the round trip to Redis is not lost
     # budget; a waiter cancelled inside it wastes at most that much.
     reserve_ahead_s = 0.005
-    remote = True
 
     def __init__(
         self,
@@ -75,13 +85,17 @@ class RedisQuota:
             socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),
         )
-        self._reserve = self._redis.register_script(_script("reserve.lua"))
-        self._settle = self._redis.register_script(_script("settle.lua"))
+        window = _script("window.lua")
+        self._reserve = self._redis.register_script(window + _script("reserve.lua"))
+        self._settle = self._redis.register_script(window + _script("settle.lua"))
         self._penalty = self._redis.register_script(_script("penalty.lua"))
         self._local = MemoryQuota(clock=clock, source="local-fallback")
         self._down_since: float | None = None
         self._next_try = 0.0
         self.fallbacks = 0
+        self._unsettled: dict[str, list[_Unsettled]] = {}
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Task[None] | None = None
 
     @property
     def mode(self) -> str:
@@ -152,12 +166,13 @@ class RedisQuota:
             repr(spec.limit),
             repr(spec.window_s),
             repr(spec.guard_s),
+            *self._batch(key),
         )
         if answer is None:
             local_spec = spec.share(self.expected_processes)
             return self._local.reserve_now(key, weight, local_spec, max_delay)
         granted, delay, ban = int(answer[0]), float(answer[1]), int(float(answer[2]))
-        return Grant(bool(granted), delay, ban or None, float(answer[3]), "redis")
+        return Grant(bool(granted), delay, ban or None, float(answer[3]), "redis", spec.guard_s)
 
     async def settle(
         self,
@@ -171,29 +186,54 @@ class RedisQuota:
     ) -> None:
         if spec.limit <= 0 or not grant.granted:
             return
-        share = self.expected_processes
-        if grant.source == "redis":
-            ttl = int(2 * spec.window_s) + 1
-            answer = await self._call(
-                self._settle,
-                key,
-                weight,
-                repr(grant.start),
-                -1 if used is None else used,
-                1 if sent else 0,
-                repr(spec.window_s),
-                repr(spec.guard_s),
-                ttl,
-            )
-            if answer is not None:
-                return
-            # Redis went away with the request in flight: the local share starts afresh.
-            grant = Grant(True, 0.0, None, grant.start, "local-fallback")
-        # The header is the IP's count, every process's; the local share's part of it is
-        # 1/share, so each process in fallback admits while ``used + share * (its in flight)``
-        # fits the limit.
-        local_used = None if used is None else used / share
-        self._local.settle_now(key, grant, weight, local_used, spec.share(share), sent=sent)
+        if grant.source != "redis":
+            share = self.expected_processes
+            # The header is the IP's count, every process's; the local share's part of it is
+            # 1/share, so each process in fallback admits while ``used + share * (its in
+            # flight)`` fits the limit.
+            local_used = None if used is None else used / share
+            self._local.settle_now(key, grant, weight, local_used, spec.share(share), sent=sent)
+            return
+        # Not a round trip of its own: the answer rides along with this key's next
+        # reservation, or goes in a batch after at most ``SETTLE_DELAY_S``. Until it lands the
+        # weight stays counted in flight, which only errs on the safe side.
+        entry = (
+            weight,
+            repr(grant.start),
+            -1 if used is None else used,
+            1 if sent else 0,
+            spec.window_s,
+            repr(grant.guard_s),
+            self._clock(),
+        )
+        self._unsettled.setdefault(key, []).append(entry)
+        if self._flush_handle is None:
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_later(SETTLE_DELAY_S, self._start_flush, loop)
+
+    def _batch(self, key: str) -> list[object]:
+        entries = self._unsettled.pop(key, [])
+        now = self._clock()
+        args: list[object] = [len(entries)]
+        for weight, start, used, sent, window_s, guard, answered_at in entries:
+            age = max(0.0, now - answered_at)
+            args.extend((weight, start, used, sent, repr(window_s), guard, repr(age)))
+        return args
+
+    def _start_flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._flush_handle = None
+        if self._unsettled and (self._flushing is None or self._flushing.done()):
+            self._flushing = loop.create_task(self.flush())
+
+    async def flush(self) -> None:
+        """Settle every answer still waiting (done on its own within ``SETTLE_DELAY_S``)."""
+        for key in list(self._unsettled):
+            entries = self._unsettled.get(key)
+            if not entries:
+                continue
+            ttl = int(2 * entries[0][4]) + 1
+            batch = self._batch(key)
+            await self._call(self._settle, key, ttl, *batch)
 
     async def pause(self, key: str, seconds: float) -> None:
         self._local.pause_now(key, seconds)
@@ -211,4 +251,9 @@ class RedisQuota:
         return ban or None
 
     async def aclose(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        with contextlib.suppress(Exception):
+            await self.flush()
         await self._redis.aclose()

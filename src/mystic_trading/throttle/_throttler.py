@@ -127,6 +127,7 @@ class Throttler:
         self._learned_limit: float | None = None
         self._learned_until = -float("inf")
         self._latency: float | None = None
+        self._spec_memo = BucketSpec(0.0, budget.max_weight, budget.window_s)
         self._aimd = AimdController(1.0, window_s=budget.window_s, now=clock())
         self._wake: asyncio.Future[None] | None = None
         self.set_budget(budget)
@@ -178,8 +179,6 @@ class Throttler:
             return
         self._closed = True
         self._queue.fail_all(ThrottleError(f"throttler for {self.provider} closed"))
-        if self._background:  # settles in flight: let them land (each is one round trip)
-            await asyncio.wait(set(self._background), timeout=1.0)
         tasks = [t for t in (self._dispatcher, *self._background) if t is not None]
         for task in tasks:
             task.cancel()
@@ -202,6 +201,7 @@ class Throttler:
                 value=budget.max_weight,
             )
         self.budget, self._limit_eff = budget, limit_eff
+        self._spec_memo = BucketSpec(0.0, budget.max_weight, budget.window_s)
         self._safe_rate = limit_eff / budget.window_s
         self._learned_limit = None
         self._aimd.set_ceiling(self.ceiling, self.clock())
@@ -305,13 +305,15 @@ class Throttler:
         return GUARD_S + rtt
 
     def _spec(self, now: float) -> BucketSpec:
-        return BucketSpec(
-            self._aimd.rate(now),
-            self.budget.max_weight,
-            self.budget.window_s,
-            self.limit_in_force() * (1 - self.settings.safety_margin),
-            self._guard_s(),
-        )
+        rate = self._aimd.rate(now)
+        limit = self.limit_in_force() * (1 - self.settings.safety_margin)
+        guard = self._guard_s()
+        spec = self._spec_memo
+        if spec.rate != rate or spec.limit != limit or spec.guard_s != guard:
+            spec = self._spec_memo = BucketSpec(
+                rate, self.budget.max_weight, self.budget.window_s, limit, guard
+            )
+        return spec
 
     def _check_ban(self, endpoint: str) -> None:
         if self._banned_until_ms > self.wall_ms():
@@ -527,22 +529,9 @@ class Throttler:
             used = outcome.used_weight if outcome.kind != "banned" else None
             # Anything that may have left is settled as sent (a cancelled call may have
             # reached the exchange): it stays counted until a header says otherwise.
-            settling = self._quota.settle(
+            await self._quota.settle(
                 self.provider, slot.grant, slot.weight, used, self._spec(self.clock())
             )
-            if not self._quota.remote:
-                await settling
-                return
-            # A round trip: off the caller's path. Until it lands the weight stays counted
-            # in flight, which only errs on the safe side.
-            task = asyncio.get_running_loop().create_task(settling)
-            self._background.add(task)
-            task.add_done_callback(self._settled)
-
-    def _settled(self, task: asyncio.Task[None]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("settling with the %s quota failed: %r", self.provider, task.exception())
 
     # -- calls with retries -----------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 -- Reserve weight: the exchange's fixed windows (_window.py) and, below the window's rate, a
 -- GCRA bucket (_gcra.py); this mirrors MemoryQuota.reserve_now line for line. Time is Redis's
 -- own clock (TIME, epoch seconds), so every process and host meters one budget on one clock.
--- KEYS[1]: the bucket hash: fill, at, pause, ban, and per window i the fields c<i> (charged),
--- f<i> (in flight), u<i> (used, header), k<i> (known), p<i> (pending), q<i> (pending_at).
+-- window.lua is prepended: answers waiting to be settled ride along and are settled first.
+-- KEYS[1]: the bucket hash: fill, at, pause, ban, and the window fields (see window.lua).
 -- ARGV: weight, rate (weight/s), burst (weight), max_delay (s), ttl (s), limit (weight per
--- window, 0 = GCRA only), window (s), guard (s).
+-- window, 0 = GCRA only), window (s), guard (s), then a settle batch (see settle_batch).
 -- Returns {granted 0|1, delay seconds, ban end ms or "0", start (epoch s) or "0"}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -18,8 +18,8 @@ local limit = tonumber(ARGV[6])
 local window = tonumber(ARGV[7])
 local guard = tonumber(ARGV[8])
 local key = KEYS[1]
-local function fmt(x) return string.format('%.17g', x) end
-local s = redis.call('HMGET', key, 'fill', 'at', 'pause', 'ban')
+settle_batch(key, 9, now)
+local s = redis.call('HMGET', key, 'fill', 'at', 'pause', 'ban', 'gc')
 local fill = tonumber(s[1]) or 0
 local at = tonumber(s[2]) or now
 local pause = tonumber(s[3]) or 0
@@ -44,12 +44,9 @@ local cache = {}
 local function count(i)
   local c = cache[i]
   if c == nil then
-    local v = redis.call('HMGET', key, 'c' .. i, 'f' .. i, 'u' .. i)
+    local v = redis.call('HMGET', key, 'c' .. i, 'f' .. i, 'u' .. i, 'p' .. i)
     c = {charged = tonumber(v[1]) or 0, inflight = tonumber(v[2]) or 0,
-         used = tonumber(v[3]) or -1}
-    if c.used >= 0 then
-      c.pending = tonumber(redis.call('HGET', key, 'p' .. i)) or 0
-    end
+         used = tonumber(v[3]) or -1, pending = tonumber(v[4]) or 0}
     cache[i] = c
   end
   return c
@@ -98,13 +95,17 @@ if paced then
 end
 if limit > 0 then
   for _, i in ipairs(windows_at(start)) do
-    redis.call('HINCRBYFLOAT', key, 'c' .. i, weight)
-    redis.call('HINCRBYFLOAT', key, 'f' .. i, weight)
+    local c = count(i)  -- read by the search above: no extra call
+    redis.call('HSET', key, 'c' .. i, fmt(c.charged + weight), 'f' .. i, fmt(c.inflight + weight))
   end
-  -- Windows two and more behind are over for good.
+  -- Windows two and more behind are over for good: drop their fields once per window.
   local current = math.floor(now / window)
-  for i = current - 4, current - 2 do
-    redis.call('HDEL', key, 'c' .. i, 'f' .. i, 'u' .. i, 'k' .. i, 'p' .. i, 'q' .. i)
+  local cleaned = tonumber(s[5]) or (current - 3)
+  if cleaned < current then
+    for i = math.max(cleaned - 2, current - 6), current - 2 do
+      redis.call('HDEL', key, 'c' .. i, 'f' .. i, 'u' .. i, 'k' .. i, 'p' .. i, 'q' .. i)
+    end
+    redis.call('HSET', key, 'gc', current)
   end
 end
 redis.call('EXPIRE', key, math.max(ttl, math.ceil(start - now) + ttl))
