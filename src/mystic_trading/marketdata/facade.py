@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _FAILURES = (UpstreamError, ThrottleError)
 _MAX_DEPTH = 5000
+SNAPSHOT_EVERY_S = 5.0
 
 
 class MarketData:
@@ -84,6 +85,7 @@ class MarketData:
         self._flight: SingleFlight[Answer[Any]] = SingleFlight()
         self.stats_ = MarketDataStats()
         self._ticker_keys: dict[str | Symbol, str] = {}
+        self._snapshot_at: dict[str, float] = {}
         self.symbols = SymbolBook(
             provider,
             negative_ttl_s=self.cache.negative_ttl_s,
@@ -217,6 +219,19 @@ class MarketData:
                     return Answer(found.value, found.layer, found.fetched_at, stale=True)
         return None
 
+    def _snapshot_due(self, key: str) -> bool:
+        """Whether to write this key's latest snapshot to the store now.
+
+        Snapshots exist for stale-if-error after a restart, which serves values up to
+        ``stale_if_error_s`` old, so one write per key every ``SNAPSHOT_EVERY_S`` is plenty;
+        writing every fetch (several per second per symbol) only queues up the store.
+        """
+        now = self.clock()
+        if now - self._snapshot_at.get(key, -SNAPSHOT_EVERY_S) < SNAPSHOT_EVERY_S:
+            return False
+        self._snapshot_at[key] = now
+        return True
+
     # -- tickers ----------------------------------------------------------------------------
 
     async def ticker(self, symbol: str | Symbol) -> Answer[Ticker]:
@@ -253,7 +268,8 @@ class MarketData:
                 self.symbols.remember_unknown(sym)
                 raise
             fetched_at = self.provider.now_ms()
-            self._spawn(self.store.snapshots.save_ticker(name, ticker, fetched_at=fetched_at))
+            if self._snapshot_due(key):
+                self._spawn(self.store.snapshots.save_ticker(name, ticker, fetched_at=fetched_at))
             return Answer(ticker, Layer.UPSTREAM, fetched_at)
 
         async def fallback() -> Answer[Any] | None:
@@ -279,7 +295,8 @@ class MarketData:
         async def fetch() -> Answer[Any]:
             book = await self.provider.depth(sym, depth)
             fetched_at = self.provider.now_ms()
-            self._spawn(self.store.snapshots.save_book(name, book, fetched_at=fetched_at))
+            if self._snapshot_due(key):
+                self._spawn(self.store.snapshots.save_book(name, book, fetched_at=fetched_at))
             return Answer(book, Layer.UPSTREAM, fetched_at)
 
         async def fallback() -> Answer[Any] | None:

@@ -6,10 +6,16 @@ transaction on the SQLAlchemy engine; a failed write leaves nothing behind (roll
 a committed one bumps the cache generation of the tables it wrote. On PostgreSQL a write that
 finds its connection dropped is retried once on a fresh one (the transaction was rolled back
 with the connection, so the retry cannot apply it twice).
+
+SQLite has one writer at a time. Writes of this process queue on an asyncio lock instead of on
+SQLite's busy handler, which sleeps in growing steps (up to 100 ms a try) while it waits: with
+many writes at once that turned milliseconds of work into seconds of waiting. busy_timeout
+still covers writers in other processes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
@@ -57,6 +63,7 @@ class Database:
         self.metrics = metrics
         self._clock = clock
         sqlite = target.backend == "sqlite"
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if sqlite else None
         # SQLite keeps decimals as TEXT; asyncpg encodes and decodes NUMERIC <-> Decimal.
         self.dec: Callable[[Any], Decimal] = Decimal if sqlite else _same
         self.enc: Callable[[Decimal], Any] = decimal_text if sqlite else _same
@@ -146,8 +153,12 @@ class Database:
         retry = self.backend == "postgresql"
         while True:
             try:
-                async with self.pool.begin() as conn:
-                    result = await work(conn)
+                if self._write_lock is None:
+                    async with self.pool.begin() as conn:
+                        result = await work(conn)
+                else:
+                    async with self._write_lock, self.pool.begin() as conn:
+                        result = await work(conn)
             except sa_exc.DBAPIError as exc:
                 if retry and exc.connection_invalidated:
                     retry = False
