@@ -1,15 +1,13 @@
 """Store fixtures: one database per test, SQLite (a temporary file) or PostgreSQL (a fresh
-schema, dropped after), so the contract tests run unchanged over both backends."""
+schema, dropped after; the `store_url` fixture of tests/conftest.py), so the contract tests
+run unchanged over both backends."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 import pytest
 
 from mystic_trading.config import StoreSettings
@@ -53,32 +51,6 @@ def candle(open_time: int, *, close: str = "100.5", closed: bool = True, **kw: A
     }
     fields.update(kw)
     return Candle(**fields)
-
-
-def _pg_admin(base_url: str, sql: str) -> None:
-    async def run() -> None:
-        conn = await asyncpg.connect(base_url.replace("postgresql+asyncpg", "postgresql"))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """A database URL no other test uses: SQLite file, or PostgreSQL with its own schema."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'data' / 'mystic.db'}"
-        return
-    base: str = request.getfixturevalue("postgres_url")
-    schema = f"mystic_t_{uuid.uuid4().hex[:12]}"
-    _pg_admin(base, f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{base}?search_path={schema}"
-    finally:
-        _pg_admin(base, f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture
