@@ -10,10 +10,11 @@ not in seconds, so a slower rate never widens the burst.
 State: ``fill`` (weight) at time ``at``. A request of weight ``w`` may start at the earliest
 ``t >= now`` with ``fill(t) + w <= burst``, where ``fill(t) = max(0, fill - rate * (t - at))``.
 
-Role. GCRA paces a rate *below* the exchange's (an operator's level, an adaptive cut): weight
-admitted in any interval ``[a, b]`` is at most ``rate * (b - a) + burst``. The exchange's own
-budget is enforced per fixed window by ``_window`` (exact, header-corrected), so at full
-rate the GCRA is not consulted and no burst is kept aside; see ``BucketSpec.paced``.
+Role. GCRA paces: weight admitted in any interval ``[a, b]`` is at most ``rate * (b - a) +
+burst``. The exchange's own budget is enforced per fixed window by ``_window`` (exact,
+header-corrected), so no burst is kept aside for it; the GCRA holds a level's ceiling or an
+adaptive cut below the exchange's rate, and at full speed bounds how fast a window's unused
+share is caught up (``Throttler``: ``CATCH_UP``).
 """
 
 from __future__ import annotations

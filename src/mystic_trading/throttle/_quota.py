@@ -29,9 +29,10 @@ class BucketSpec:
 
     ``limit``: the exchange's limit less the safety margin, weight per fixed window of
     ``window_s`` (0 = no window accounting, GCRA only). ``rate`` (weight/s) and ``burst``
-    (weight): the GCRA pace, applied only when it is below the window's (``paced``).
-    ``burst`` is also the head start of each window's allowance line (see ``_window``).
-    ``guard_s``: the boundary guard band.
+    (weight): the GCRA pace, always applied: a level or an adaptive cut, or at full speed a
+    little above the window's rate, so catching up after a stall is a brisk stream, not one
+    burst (see ``Throttler``). ``burst`` is also the head start of each window's allowance
+    line (see ``_window``). ``guard_s``: the boundary guard band.
     """
 
     rate: float
@@ -40,21 +41,13 @@ class BucketSpec:
     limit: float = 0.0
     guard_s: float = 0.0
 
-    @property
-    def paced(self) -> bool:
-        """True when the GCRA binds: no window accounting, or a rate below the window's."""
-        return self.limit <= 0 or self.rate * self.window_s < self.limit
-
     def share(self, parts: int) -> BucketSpec:
         """This budget split ``parts`` ways, each safe alone: ``(rate*W + burst) / parts``."""
         if parts <= 1:
             return self
         limit = self.limit / parts
-        if self.limit > 0 and not self.paced:
-            rate = limit / self.window_s
-        else:
-            per_window = (self.rate * self.window_s + self.burst) / parts
-            rate = max(per_window - self.burst, 1.0) / self.window_s
+        per_window = (self.rate * self.window_s + self.burst) / parts
+        rate = max(per_window - self.burst, 1.0) / self.window_s
         return BucketSpec(rate, self.burst, self.window_s, limit, self.guard_s)
 
 
@@ -170,10 +163,7 @@ class MemoryQuota:
         now, now_ms = self._clock(), self._wall_ms()
         if state.banned_until_ms > now_ms:
             return Grant(False, (state.banned_until_ms - now_ms) / 1000, state.banned_until_ms)
-        start = max(now, state.paused_until)
-        fill = 0.0
-        if spec.paced:
-            start, fill = gcra_start(state, weight, spec.rate, spec.burst, start)
+        start, fill = gcra_start(state, weight, spec.rate, spec.burst, max(now, state.paused_until))
         wall = now_ms / 1000
         count = None
         if spec.limit > 0:
@@ -187,14 +177,12 @@ class MemoryQuota:
                 window_s=spec.window_s,
                 guard_s=spec.guard_s,
             )
-            if spec.paced:
-                fill = max(0.0, fill - spec.rate * (at - wall - (start - now)))
+            fill = max(0.0, fill - spec.rate * (at - wall - (start - now)))
             start = now + (at - wall)
         delay = start - now
         if delay > max_delay:
             return Grant(False, delay)
-        if spec.paced:
-            state.fill, state.at = fill + weight, start
+        state.fill, state.at = fill + weight, start
         if count is not None:
             charge(count, weight, wall + delay, window_s=spec.window_s, guard_s=spec.guard_s)
         return Grant(True, delay, start=wall + delay, source=self._source, guard_s=spec.guard_s)

@@ -13,8 +13,9 @@ a retry budget)::
 
 Admission: a request takes its weight from the :class:`Quota` or waits in the
 :class:`WaitQueue`. The quota enforces the exchange's budget per clock-aligned fixed window,
-exactly and corrected by every answer's usage header (``_window``); below the exchange's rate
-(a level's ceiling, an adaptive cut) a GCRA paces as well (``_gcra``). One dispatcher task
+exactly and corrected by every answer's usage header (``_window``); a GCRA paces as well
+(``_gcra``): at a level's ceiling or an adaptive cut below the exchange's rate, else at
+``CATCH_UP`` times the window's rate. One dispatcher task
 serves the queue in order, sleeping exactly until the head's weight is free; with nobody
 queued a caller is admitted on the spot (the fast path). Every answer is settled with the
 quota, so what the exchange did not count (a 429, a request that landed in the other window
@@ -78,6 +79,12 @@ GUARD_S = 0.025
 GUARD_MAX_WINDOW_SHARE = 0.1
 # Weight of a new latency sample in the round-trip EWMA.
 LATENCY_EWMA_WEIGHT = 0.1
+# At full speed the GCRA runs this much above the window's rate: after a stall the window's
+# unused share comes back at half again the steady rate (a 100 ms stall is made up in 200
+# ms), not as one burst. A burst of all the callers at once builds a queue at the exchange,
+# and every request in it is already sent when a 429 arrives (five of them in the same
+# window earn the sandbox's 418, as Binance bans those "failing to back off").
+CATCH_UP = 1.5
 # How long a limit learnt from a 429 holds before the published limit is tried again.
 LEARNED_LIMIT_WINDOWS = 10
 
@@ -305,8 +312,10 @@ class Throttler:
         return GUARD_S + rtt
 
     def _spec(self, now: float) -> BucketSpec:
-        rate = self._aimd.rate(now)
         limit = self.limit_in_force() * (1 - self.settings.safety_margin)
+        rate = self._aimd.rate(now)
+        catch_up = CATCH_UP * limit / self.budget.window_s
+        rate = catch_up if rate >= self._safe_rate else min(rate, catch_up)
         guard = self._guard_s()
         spec = self._spec_memo
         if spec.rate != rate or spec.limit != limit or spec.guard_s != guard:
@@ -332,10 +341,27 @@ class Throttler:
             await self.start()
         self._check_ban(slot.endpoint)
         entered = self.clock()
+        while True:
+            grant = await self._grant(slot)
+            if self.clock() >= self._paused_until and self._banned_until_ms <= self.wall_ms():
+                break
+            # A 429 or 418 arrived between the grant and the send: every request sent now
+            # would count as not backing off. Give the weight back and wait again.
+            slot.grant = None
+            await self._give_back(slot, grant)
+            self._check_ban(slot.endpoint)
+        slot.sent_at = self.clock()
+        slot.sent_wall_ms = self.wall_ms()
+        slot.waited_s = slot.sent_at - entered
+        self._stats.admitted(slot.endpoint, slot.weight, slot.waited_s, slot.sent_at)
+
+    async def _grant(self, slot: Slot) -> Grant:
+        """Reserve ``slot``'s weight (on the spot or through the queue) and wait its delay."""
+        now = self.clock()
         grant: Grant | None = None
-        if not self._queue and not self._reserving and entered >= self._paused_until:
+        if not self._queue and not self._reserving and now >= self._paused_until:
             grant = await self._quota.reserve(
-                self.provider, slot.weight, self._spec(entered), self._quota.reserve_ahead_s
+                self.provider, slot.weight, self._spec(now), self._quota.reserve_ahead_s
             )
             if grant.banned_until_ms is not None:
                 self._note_ban(grant.banned_until_ms)
@@ -361,10 +387,7 @@ class Throttler:
                 slot.grant = None
                 await self._give_back(slot, grant)
                 raise
-        slot.sent_at = self.clock()
-        slot.sent_wall_ms = self.wall_ms()
-        slot.waited_s = slot.sent_at - entered
-        self._stats.admitted(slot.endpoint, slot.weight, slot.waited_s, slot.sent_at)
+        return grant
 
     def _ensure_dispatcher(self) -> None:
         if self._dispatcher is None or self._dispatcher.done():

@@ -1,5 +1,4 @@
--- Reserve weight: the exchange's fixed windows (_window.py) and, below the window's rate, a
--- GCRA bucket (_gcra.py); this mirrors MemoryQuota.reserve_now line for line. Time is Redis's
+-- Reserve weight: the exchange's fixed windows (_window.py) and a GCRA pace (_gcra.py); this mirrors MemoryQuota.reserve_now line for line. Time is Redis's
 -- own clock (TIME, epoch seconds), so every process and host meters one budget on one clock.
 -- window.lua is prepended: answers waiting to be settled ride along and are settled first.
 -- KEYS[1]: the bucket hash: fill, at, pause, ban, and the window fields (see window.lua).
@@ -28,17 +27,14 @@ if ban > now_ms then
   return {0, fmt((ban - now_ms) / 1000), string.format('%.0f', ban), '0'}
 end
 local start = math.max(now, pause)
-local paced = limit <= 0 or rate * window < limit
-if paced then
-  start = math.max(start, at)
-  if start > at then
-    fill = math.max(0, fill - rate * (start - at))
-  end
-  local excess = fill + weight - burst
-  if excess > 0 then
-    start = start + excess / rate
-    fill = burst - weight
-  end
+start = math.max(start, at)
+if start > at then
+  fill = math.max(0, fill - rate * (start - at))
+end
+local excess = fill + weight - burst
+if excess > 0 then
+  start = start + excess / rate
+  fill = burst - weight
 end
 local cache = {}
 local function count(i)
@@ -82,17 +78,13 @@ if limit > 0 then
     end
     if not moved then break end
   end
-  if paced then
-    fill = math.max(0, fill - rate * (start - from))
-  end
+  fill = math.max(0, fill - rate * (start - from))
 end
 local delay = start - now
 if delay > max_delay then
   return {0, fmt(delay), '0', '0'}
 end
-if paced then
-  redis.call('HSET', key, 'fill', fmt(fill + weight), 'at', fmt(start))
-end
+redis.call('HSET', key, 'fill', fmt(fill + weight), 'at', fmt(start))
 if limit > 0 then
   for _, i in ipairs(windows_at(start)) do
     local c = count(i)  -- read by the search above: no extra call
