@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from mystic_trading.sandbox import SandboxConfig, SandboxServer
+
 POSTGRES_URL = os.environ.get(
     "MYSTIC_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
@@ -82,3 +84,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"{base}?search_path={schema}"
     finally:
         _pg_admin(base, f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="module")
+def shared_exchange() -> Iterator[SandboxServer]:
+    """A sandbox exchange shared by one test module: real time, Binance's default limits.
+
+    Tests that inject faults, spend budget or count requests exactly start their own.
+    """
+    server = SandboxServer(SandboxConfig(port=0)).start()
+    yield server
+    server.stop()

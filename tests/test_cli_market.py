@@ -8,21 +8,19 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from mystic_trading.sandbox import SandboxConfig, SandboxServer
+from mystic_trading.sandbox import SandboxServer
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="module")
-def exchange() -> Iterator[SandboxServer]:
-    server = SandboxServer(SandboxConfig(port=0)).start()
-    yield server
-    server.stop()
+def exchange(shared_exchange: SandboxServer) -> SandboxServer:
+    return shared_exchange
 
 
 @pytest.fixture

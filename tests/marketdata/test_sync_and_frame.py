@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,23 +9,16 @@ import pytest
 
 import mystic_trading
 from mystic_trading import Layer, MarketDataSync, candles_frame
-from mystic_trading.sandbox import SandboxConfig, SandboxServer
+from mystic_trading.sandbox import SandboxServer
 
 from .conftest import settings
 
 
-@pytest.fixture(scope="module")
-def exchange_once() -> Iterator[SandboxServer]:
-    server = SandboxServer(SandboxConfig(port=0)).start()
-    yield server
-    server.stop()
-
-
 def test_sync_wrapper_serves_without_an_event_loop(
-    exchange_once: SandboxServer, tmp_path: Path
+    shared_exchange: SandboxServer, tmp_path: Path
 ) -> None:
     """MarketDataSync answers from a plain function, with the same layers and provenance."""
-    with MarketDataSync(settings(exchange_once, f"sqlite+aiosqlite:///{tmp_path}/s.db")) as md:
+    with MarketDataSync(settings(shared_exchange, f"sqlite+aiosqlite:///{tmp_path}/s.db")) as md:
         first = md.ticker("BTC/USDT")
         second = md.ticker("BTCUSDT")
         candles = md.candles("ETHBTC", "1d", start="2024-01-01", end="2024-01-11")
@@ -45,9 +37,9 @@ def test_sync_wrapper_refuses_use_outside_with() -> None:
         md.ticker("BTCUSDT")
 
 
-def test_candles_to_dataframe(exchange_once: SandboxServer, tmp_path: Path) -> None:
+def test_candles_to_dataframe(shared_exchange: SandboxServer, tmp_path: Path) -> None:
     """candles_frame gives one row per candle indexed by UTC time; exact=True keeps Decimals."""
-    with MarketDataSync(settings(exchange_once, f"sqlite+aiosqlite:///{tmp_path}/f.db")) as md:
+    with MarketDataSync(settings(shared_exchange, f"sqlite+aiosqlite:///{tmp_path}/f.db")) as md:
         candles = md.candles("BTCUSDT", "1h", start="2024-03-01", end="2024-03-02").value
     frame = candles_frame(candles)
     assert len(frame) == 24

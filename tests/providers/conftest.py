@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from mystic_trading.providers.binance import BinanceProvider
-from mystic_trading.sandbox import SandboxConfig, SandboxServer
+from mystic_trading.sandbox import SandboxServer
 from mystic_trading.throttle import Budget, Throttler
 
 
 @pytest.fixture(scope="module")
-def exchange() -> Iterator[SandboxServer]:
-    """A sandbox on a free loopback port with Binance's default limits, real time."""
-    server = SandboxServer(SandboxConfig(port=0)).start()
-    yield server
-    server.stop()
+def exchange(shared_exchange: SandboxServer) -> SandboxServer:
+    """The module's sandbox (tests/conftest.py)."""
+    return shared_exchange
 
 
 @pytest.fixture

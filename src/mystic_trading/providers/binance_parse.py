@@ -192,32 +192,32 @@ def parse_exchange_info(data: object) -> ExchangeInfo:
     )
 
 
+def _objects(data: object, endpoint: str) -> list[Mapping[str, Any]]:
+    """A ticker endpoint's answer as a list of objects: one symbol gives an object, several a
+    list (rest-api.md, "Symbol price ticker")."""
+    return [_obj(entry, endpoint) for entry in (data if isinstance(data, list) else [data])]
+
+
 def parse_ticker_price(
     data: object, now_ms: int, resolve: Mapping[str, Symbol] | None = None
 ) -> list[Ticker]:
     """``GET /api/v3/ticker/price`` (one object or a list) to tickers stamped ``now_ms``."""
     endpoint = "ticker/price"
-    items = data if isinstance(data, list) else [data]
-    out = []
-    for entry in items:
-        obj = _obj(entry, endpoint)
-        out.append(
-            Ticker(
-                symbol=_symbol(obj, endpoint, resolve or {}),
-                price=_dec(obj, "price", endpoint),
-                time=now_ms,
-            )
+    return [
+        Ticker(
+            symbol=_symbol(obj, endpoint, resolve or {}),
+            price=_dec(obj, "price", endpoint),
+            time=now_ms,
         )
-    return out
+        for obj in _objects(data, endpoint)
+    ]
 
 
 def parse_ticker_24hr(data: object, resolve: Mapping[str, Symbol] | None = None) -> list[Ticker]:
     """``GET /api/v3/ticker/24hr`` (FULL form, one object or a list) to tickers with stats."""
     endpoint = "ticker/24hr"
-    items = data if isinstance(data, list) else [data]
     out = []
-    for entry in items:
-        obj = _obj(entry, endpoint)
+    for obj in _objects(data, endpoint):
         out.append(
             Ticker(
                 symbol=_symbol(obj, endpoint, resolve or {}),
@@ -243,10 +243,8 @@ def parse_book_ticker(
 ) -> list[Ticker]:
     """``GET /api/v3/ticker/bookTicker``: best bid and ask; price is their midpoint."""
     endpoint = "ticker/bookTicker"
-    items = data if isinstance(data, list) else [data]
     out = []
-    for entry in items:
-        obj = _obj(entry, endpoint)
+    for obj in _objects(data, endpoint):
         bid, ask = _dec(obj, "bidPrice", endpoint), _dec(obj, "askPrice", endpoint)
         out.append(
             Ticker(
