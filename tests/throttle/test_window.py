@@ -43,10 +43,12 @@ def start(count: Callable[[int], WindowCount], weight: float, t: float) -> float
 
 
 def test_allowance_is_a_line_capped_at_the_limit() -> None:
-    """The burst at the window's start, the limit by its end, never more."""
+    """The burst at the window's start, the limit by the guard band at its end, never more."""
     assert allowance(3, 30.0, LIMIT, BURST, W) == BURST
     assert allowance(3, 35.0, LIMIT, BURST, W) == LIMIT / 2 + BURST
     assert allowance(3, 39.99, LIMIT, BURST, W) == LIMIT
+    assert allowance(3, 35.0, LIMIT, BURST, W, 1.0) == pytest.approx(LIMIT * 5 / 9 + BURST)
+    assert allowance(3, 39.0, LIMIT, BURST, W, 1.0) == LIMIT
 
 
 def test_a_stall_is_caught_up_at_once() -> None:
@@ -56,7 +58,8 @@ def test_a_stall_is_caught_up_at_once() -> None:
     while start(count, 25, 15.0) == 15.0:
         charge(count, 25, 15.0, window_s=W, guard_s=GUARD)
         sent += 25
-    assert LIMIT / 2 + BURST - 25 < sent <= LIMIT / 2 + BURST
+    line = allowance(1, 15.0, LIMIT, BURST, W, GUARD)
+    assert line - 25 < sent <= line
 
 
 def test_a_full_window_waits_for_the_next_past_the_guard() -> None:

@@ -22,9 +22,11 @@ The estimate of the exchange's count is ``used + inflight + pending`` once a hea
 (this corrects our count downward as well as upward: weight the exchange did not count is
 freed, foreign weight on the same IP is counted), and ``charged`` before. A request of weight
 ``w`` may start at ``t`` in window ``k`` when ``estimate + w <= min(limit, limit * (t - k*W) /
-W + burst)``: the window's budget is spread along it (so a queue drains evenly, not in one
-burst per window) but a stall's unused share is caught up at once (the line is a cap, not a
-rate). ``limit`` is the exchange's limit less the safety margin.
+(W - guard) + burst)``: the window's budget is spread along it (so a queue drains evenly, not
+in one burst per window) but a stall's unused share may be caught up (the line is a cap, not
+a rate; how fast is the GCRA's business). The line reaches the limit ``guard`` before the
+window ends, because inside the guard band little more may start (below). ``limit`` is the
+exchange's limit less the safety margin.
 
 Guard band: a request starting within ``guard`` of a boundary may be counted in either
 window, so it is charged to both, and its header is accepted only when ``[start - guard,
@@ -73,9 +75,13 @@ def windows_at(t: float, window_s: float, guard_s: float) -> tuple[int, ...]:
     return (first,) if first == last else (first, last)
 
 
-def allowance(index: int, t: float, limit: float, burst: float, window_s: float) -> float:
-    """The most window ``index`` may have been charged by ``t``: a line up to ``limit``."""
-    return min(limit, limit * (t - index * window_s) / window_s + burst)
+def allowance(
+    index: int, t: float, limit: float, burst: float, window_s: float, guard_s: float = 0.0
+) -> float:
+    """The most window ``index`` may have been charged by ``t``: a line up to ``limit``,
+    reached ``guard_s`` before the window ends (in the guard band little more may start)."""
+    span = max(window_s - guard_s, window_s / 2)
+    return min(limit, limit * (t - index * window_s) / span + burst)
 
 
 def earliest_start(
@@ -100,8 +106,9 @@ def earliest_start(
                 t = max(t, (index + 1) * window_s + guard_s)
                 moved = True
                 break
-            if need > allowance(index, t, limit, burst, window_s):
-                t = max(t, index * window_s + (need - burst) * window_s / limit)
+            if need > allowance(index, t, limit, burst, window_s, guard_s):
+                span = max(window_s - guard_s, window_s / 2)
+                t = max(t, index * window_s + (need - burst) * span / limit)
                 moved = True
                 break
         if not moved:

@@ -59,6 +59,7 @@ local function windows_at(x)
 end
 if limit > 0 then
   local from = start
+  local span = math.max(window - guard, window / 2)
   for _ = 1, 8 do
     local moved = false
     for _, i in ipairs(windows_at(start)) do
@@ -69,9 +70,9 @@ if limit > 0 then
         moved = true
         break
       end
-      local allowance = math.min(limit, limit * (start - i * window) / window + burst)
+      local allowance = math.min(limit, limit * (start - i * window) / span + burst)
       if need > allowance then
-        start = math.max(start, i * window + (need - burst) * window / limit)
+        start = math.max(start, i * window + (need - burst) * span / limit)
         moved = true
         break
       end
