@@ -297,3 +297,35 @@ async def test_concurrent_first_requests_fetch_exchange_info_once(
     """A cold process's first burst of requests loads exchangeInfo (weight 20) only once."""
     await asyncio.gather(*(md.ticker(name) for name in ("BTCUSDT", "ETHUSDT", "SOLUSDT") * 20))
     assert requests_to(exchange, "exchangeInfo") == 1
+
+
+async def test_cold_tickers_are_fetched_in_one_batched_call(
+    md: MarketData, exchange: SandboxServer
+) -> None:
+    """Five cold tickers cost one /ticker/24hr call of weight 2; asked again, none."""
+    await md.exchange_info()
+    names = ["BTCUSDT", "ETH/USDT", "SOLUSDT", "BTCUSDT", "XRPUSDT", "ADAUSDT"]
+    before = exchange.stats.endpoint("ticker/24hr")
+    answers = await md.tickers(names)
+    after = exchange.stats.endpoint("ticker/24hr")
+    assert (after.requests - before.requests, after.weight - before.weight) == (1, 2)
+    assert [str(a.value.symbol) for a in answers] == [
+        "BTC/USDT", "ETH/USDT", "SOL/USDT", "BTC/USDT", "XRP/USDT", "ADA/USDT",
+    ]  # fmt: skip
+    assert all(a.layer is Layer.UPSTREAM for a in answers)
+    again = await md.tickers(names)
+    assert all(a.layer is Layer.MEMORY for a in again)
+    assert exchange.stats.endpoint("ticker/24hr").requests == after.requests
+
+
+async def test_batched_tickers_fall_back_one_by_one(
+    open_md: OpenMd, exchange: SandboxServer
+) -> None:
+    """When the batch fails, each ticker takes its own path and stale fallback."""
+    async with open_md(cache={"ticker_ttl_s": 0.05}) as md:
+        first = await md.tickers(["BTCUSDT", "ETHUSDT"])
+        exchange.start_outage(30, "503")
+        await asyncio.sleep(0.15)
+        stale = await md.tickers(["BTCUSDT", "ETHUSDT"])
+    assert [a.value for a in stale] == [a.value for a in first]
+    assert all(a.stale for a in stale)

@@ -2,44 +2,29 @@
 
 ``async with MarketData.open(settings) as md:`` builds every layer from settings; the
 constructor takes them ready-made (tests and embedders). Each read goes to the closest layer
-that holds a correct answer (ARCHITECTURE.md, "The path of one request"):
-
-- L1 memory: a fresh entry is returned on the spot. The ticker hit path is a couple of dict
-  lookups and a clock read, with no allocation.
-- Past its freshness, an entry is still served for one more TTL, marked stale, while one
-  background refresh runs (stale-while-revalidate).
-- L2 Redis, then the upstream through single flight: identical concurrent misses share one
-  call, shielded from any one caller's cancellation.
-- When the upstream fails (down, rate limited, banned, queue full), the last good value is
-  served marked stale if it is younger than ``cache.stale_if_error_s``: from memory, else the
-  store's latest snapshot.
-- Symbols are checked against the exchange's listing before any quota is spent; one the
-  exchange rejects is remembered for ``cache.negative_ttl_s``.
+that holds a correct answer (``layered.py``; ARCHITECTURE.md, "The path of one request").
+This module knows the kinds: their keys and TTLs, how each is fetched, and where its stored
+fallback lies. The ticker hit path is inlined here: a dict lookup for the key, one for the
+entry, a clock read, no allocation.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable, Iterable
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from typing import Any, TypeVar
 
 from mystic_trading.config import CacheSettings, Settings
 from mystic_trading.errors import (
     DataError,
-    MysticError,
-    ThrottleError,
     UnknownSymbol,
-    UpstreamError,
 )
 from mystic_trading.marketdata.answer import Answer, Layer
 from mystic_trading.marketdata.candles import CandleFiller
-from mystic_trading.marketdata.codec import estimate_size
-from mystic_trading.marketdata.memory import MemoryCache
+from mystic_trading.marketdata.layered import FAILURES, Layers
 from mystic_trading.marketdata.redis_layer import RedisLayer
-from mystic_trading.marketdata.singleflight import SingleFlight
 from mystic_trading.marketdata.stats import HIT_SAMPLE_EVERY, MarketDataStats
 from mystic_trading.marketdata.symbols import SymbolBook
 from mystic_trading.marketdata.window import Moment, Window, candle_window
@@ -54,9 +39,9 @@ __all__ = ["MarketData"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_FAILURES = (UpstreamError, ThrottleError)
 _MAX_DEPTH = 5000
 SNAPSHOT_EVERY_S = 5.0
+_TICKERS_PER_CALL = 20  # /ticker/24hr symbols=[...]: weight 2 up to 20 symbols
 
 
 class MarketData:
@@ -77,13 +62,11 @@ class MarketData:
         self.cache = cache or CacheSettings()
         self.redis = redis
         self.clock = clock
-        self.memory = MemoryCache(
-            self.cache.memory_max_entries, int(self.cache.memory_max_mib * 2**20), clock
-        )
+        self.stats_ = MarketDataStats()
+        self.layers = Layers(self.cache, redis, self.stats_, clock)
+        self.memory = self.layers.memory
         self._l1 = self.memory.data  # the hot path reads the dict directly
         self.filler = CandleFiller(provider, store)
-        self._flight: SingleFlight[Answer[Any]] = SingleFlight()
-        self.stats_ = MarketDataStats()
         self._ticker_keys: dict[str | Symbol, str] = {}
         self._snapshot_at: dict[str, float] = {}
         self.symbols = SymbolBook(
@@ -92,8 +75,6 @@ class MarketData:
             clock=clock,
             on_reload=self._ticker_keys.clear,
         )
-        self._background: set[asyncio.Task[Any]] = set()
-        self._closed = False
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -108,18 +89,7 @@ class MarketData:
 
     async def aclose(self) -> None:
         """Finish background refreshes; the layers themselves belong to whoever opened them."""
-        self._closed = True
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        if self._closed:
-            coro.close()
-            return
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        task.add_done_callback(_log_failure)
+        await self.layers.aclose()
 
     # -- symbols ----------------------------------------------------------------------------
 
@@ -130,94 +100,6 @@ class MarketData:
     async def symbol(self, name: str | Symbol) -> Symbol:
         """``name`` as a listed Symbol; InvalidSymbol or UnknownSymbol spend no quota."""
         return await self.symbols.resolve(name)
-
-    # -- the layered read -------------------------------------------------------------------
-
-    async def _layered(
-        self,
-        kind: str,
-        key: str,
-        ttl_s: float,
-        fetch: Callable[[], Awaitable[Answer[Any]]],
-        fallback: Callable[[], Awaitable[Answer[Any] | None]] | None = None,
-    ) -> Answer[Any]:
-        """Serve ``key`` from memory, Redis or ``fetch()``; see the module docstring."""
-        started = time.perf_counter()
-        now = self.clock()
-        entry = self.memory.get(key)
-        if entry is not None:
-            if entry.fresh_until > now:
-                self.stats_.answered(kind, Layer.MEMORY, time.perf_counter() - started, False)
-                return entry.answer  # type: ignore[no-any-return]
-            if now < entry.fresh_until + ttl_s:
-                # Stale-while-revalidate: one refresh in the background, the stale value now.
-                if not self._flight.in_flight(key):
-                    self._spawn(self._refresh(kind, key, ttl_s, fetch))
-                answer = entry.answer
-                self.stats_.answered(kind, Layer.MEMORY, time.perf_counter() - started, True)
-                return Answer(answer.value, Layer.MEMORY, answer.fetched_at, stale=True)
-        if self.redis is not None:
-            cached = await self.redis.get(key)
-            if cached is not None and _age_s(cached) < ttl_s:
-                self._remember(key, cached, ttl_s - _age_s(cached), to_redis=False)
-                self.stats_.answered(kind, Layer.REDIS, time.perf_counter() - started, False)
-                return cached
-        joined = self._flight.in_flight(key)
-        try:
-            answer = await self._flight.do(key, lambda: self._fetch(key, ttl_s, fetch))
-        except _FAILURES as exc:
-            stale = await self._stale(kind, key, entry, fallback)
-            if stale is None:
-                self.stats_.errors[kind] += 1
-                raise
-            log.info("serving stale %s for %s: %s", kind, key, exc)
-            self.stats_.answered(kind, stale.layer, time.perf_counter() - started, True)
-            return stale
-        if joined:
-            self.stats_.coalesced[kind] += 1
-        self.stats_.answered(kind, answer.layer, time.perf_counter() - started, False)
-        return answer
-
-    async def _fetch(
-        self, key: str, ttl_s: float, fetch: Callable[[], Awaitable[Answer[Any]]]
-    ) -> Answer[Any]:
-        answer = await fetch()
-        self._remember(key, answer, ttl_s, to_redis=True)
-        return answer
-
-    async def _refresh(
-        self, kind: str, key: str, ttl_s: float, fetch: Callable[[], Awaitable[Answer[Any]]]
-    ) -> None:
-        with contextlib.suppress(MysticError):
-            await self._flight.do(key, lambda: self._fetch(key, ttl_s, fetch))
-
-    def _remember(self, key: str, answer: Answer[Any], ttl_s: float, *, to_redis: bool) -> None:
-        in_memory = Answer(answer.value, Layer.MEMORY, answer.fetched_at)
-        self.memory.set(
-            key, in_memory, ttl_s, ttl_s + self.cache.stale_if_error_s, estimate_size(answer.value)
-        )
-        if to_redis and self.redis is not None:
-            self._spawn(self.redis.set(key, answer, ttl_s + self.cache.stale_if_error_s))
-
-    async def _stale(
-        self,
-        kind: str,
-        key: str,
-        entry: Any,
-        fallback: Callable[[], Awaitable[Answer[Any] | None]] | None,
-    ) -> Answer[Any] | None:
-        """The last good value younger than stale_if_error_s, marked stale, or None."""
-        limit_ms = self.cache.stale_if_error_s * 1000
-        entry = self.memory.get(key) or entry
-        if entry is not None and entry.answer.age_ms <= limit_ms:
-            a = entry.answer
-            return Answer(a.value, Layer.MEMORY, a.fetched_at, stale=True)
-        if fallback is not None:
-            with contextlib.suppress(MysticError):
-                found = await fallback()
-                if found is not None and found.age_ms <= limit_ms:
-                    return Answer(found.value, found.layer, found.fetched_at, stale=True)
-        return None
 
     def _snapshot_due(self, key: str) -> bool:
         """Whether to write this key's latest snapshot to the store now.
@@ -269,18 +151,70 @@ class MarketData:
                 raise
             fetched_at = self.provider.now_ms()
             if self._snapshot_due(key):
-                self._spawn(self.store.snapshots.save_ticker(name, ticker, fetched_at=fetched_at))
+                self.layers.spawn(
+                    self.store.snapshots.save_ticker(name, ticker, fetched_at=fetched_at)
+                )
             return Answer(ticker, Layer.UPSTREAM, fetched_at)
 
         async def fallback() -> Answer[Any] | None:
             stored = await self.store.snapshots.load_ticker(name, sym)
             return None if stored is None else Answer(stored.value, Layer.STORE, stored.fetched_at)
 
-        return await self._layered("ticker", key, self.cache.ticker_ttl_s, fetch, fallback)
+        return await self.layers.read("ticker", key, self.cache.ticker_ttl_s, fetch, fallback)
 
     async def tickers(self, symbols: Iterable[str | Symbol]) -> list[Answer[Ticker]]:
-        """Several tickers; the ones not in memory are fetched together where possible."""
-        return list(await asyncio.gather(*(self.ticker(s) for s in symbols)))
+        """Several tickers, in order. Those in neither memory nor Redis are fetched together,
+        up to 20 a call (``symbols=[...]``, weight 2 in all against 2 each); if that fails,
+        each goes its own way, with its own stale fallback."""
+        names = list(symbols)
+        syms = [await self.symbol(name) for name in names]
+        now = self.clock()
+        cold = []
+        for sym in dict.fromkeys(syms):
+            key = "t|" + sym.exchange
+            entry = self._l1.get(key)
+            if (entry is None or entry.fresh_until <= now) and not self.layers.flight.in_flight(
+                key
+            ):
+                cold.append(sym)
+        fetched: dict[Symbol, Answer[Ticker]] = {}
+        if self.redis is not None and len(cold) > 1:
+            ttl = self.cache.ticker_ttl_s
+            cold = [s for s in cold if not await self.layers.from_redis("t|" + s.exchange, ttl)]
+        if len(cold) > 1:
+            fetched = await self._fetch_tickers(cold)
+        answers: list[Answer[Ticker]] = []
+        for name, sym in zip(names, syms, strict=True):
+            answer = fetched.get(sym)
+            if answer is None:
+                answers.append(await self.ticker(name))
+            else:
+                self.stats_.answered("ticker", Layer.UPSTREAM, None, False)
+                answers.append(answer)
+        return answers
+
+    async def _fetch_tickers(self, cold: list[Symbol]) -> dict[Symbol, Answer[Ticker]]:
+        out: dict[Symbol, Answer[Ticker]] = {}
+        for i in range(0, len(cold), _TICKERS_PER_CALL):
+            chunk = cold[i : i + _TICKERS_PER_CALL]
+            try:
+                tickers = await self.provider.tickers(chunk)
+            except FAILURES as exc:
+                log.info("batched tickers failed (%s); fetching one by one", exc)
+                break
+            fetched_at = self.provider.now_ms()
+            for ticker in tickers:
+                key = "t|" + ticker.symbol.exchange
+                answer = Answer(ticker, Layer.UPSTREAM, fetched_at)
+                self.layers.remember(key, answer, self.cache.ticker_ttl_s, to_redis=True)
+                if self._snapshot_due(key):
+                    self.layers.spawn(
+                        self.store.snapshots.save_ticker(
+                            self.provider.name, ticker, fetched_at=fetched_at
+                        )
+                    )
+                out[ticker.symbol] = answer
+        return out
 
     # -- order books ------------------------------------------------------------------------
 
@@ -296,7 +230,7 @@ class MarketData:
             book = await self.provider.depth(sym, depth)
             fetched_at = self.provider.now_ms()
             if self._snapshot_due(key):
-                self._spawn(self.store.snapshots.save_book(name, book, fetched_at=fetched_at))
+                self.layers.spawn(self.store.snapshots.save_book(name, book, fetched_at=fetched_at))
             return Answer(book, Layer.UPSTREAM, fetched_at)
 
         async def fallback() -> Answer[Any] | None:
@@ -305,7 +239,7 @@ class MarketData:
                 return None
             return Answer(stored.value, Layer.STORE, stored.fetched_at)
 
-        return await self._layered("book", key, self.cache.book_ttl_s, fetch, fallback)
+        return await self.layers.read("book", key, self.cache.book_ttl_s, fetch, fallback)
 
     # -- candles ----------------------------------------------------------------------------
 
@@ -346,7 +280,7 @@ class MarketData:
             layer = Layer.UPSTREAM if pages else Layer.STORE
             return Answer(candles, layer, self.provider.now_ms())
 
-        return await self._layered("candles", key, ttl, fetch)
+        return await self.layers.read("candles", key, ttl, fetch)
 
     async def backfill(
         self,
@@ -394,7 +328,7 @@ class MarketData:
         data = self.stats_.snapshot(
             self.provider.calls, self.provider.weight, self.symbols.negative_hits
         )
-        data["coalesced_total"] = self._flight.joined
+        data["coalesced_total"] = self.layers.flight.joined
         data["memory"] = {
             "entries": len(self.memory),
             "bytes": self.memory.bytes,
@@ -424,15 +358,3 @@ class MarketData:
 
 def _key_symbol(key: Hashable) -> str:
     return str(key).split("|", 2)[1] if isinstance(key, str) and "|" in key else ""
-
-
-def _age_s(answer: Answer[Any]) -> float:
-    return answer.age_ms / 1000
-
-
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    if task.cancelled():
-        return
-    exc = task.exception()
-    if exc is not None:
-        log.warning("background task failed: %r", exc)

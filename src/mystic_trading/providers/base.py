@@ -7,6 +7,7 @@ Throttler. ``BinanceProvider`` is the one adapter today.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from mystic_trading.models import Candle, Interval, OrderBook, Symbol, Ticker
@@ -33,6 +34,10 @@ class Provider(Protocol):
         ...
 
     async def ticker(self, symbol: Symbol, *, priority: Priority = ...) -> Ticker: ...
+
+    async def tickers(
+        self, symbols: Sequence[Symbol], *, priority: Priority = ...
+    ) -> list[Ticker]: ...
 
     async def klines(
         self, symbol: Symbol, interval: Interval, start: int, end: int, *, priority: Priority = ...

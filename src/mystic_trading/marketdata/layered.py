@@ -1,0 +1,169 @@
+"""The layered read: memory, then Redis, then the upstream through single flight, with
+stale-while-revalidate and stale-if-error. MarketData supplies, per request kind, the key,
+the TTL, how to fetch and where a stored fallback lies.
+
+- A fresh memory entry is returned on the spot.
+- Past its freshness an entry is served for one more TTL, marked stale, while one background
+  refresh runs (it goes through the same single flight, so there are never two).
+- Then Redis, if configured; then the upstream, identical concurrent misses sharing one call
+  shielded from any one caller's cancellation.
+- When the upstream fails (down, rate limited, banned, queue full), a value younger than
+  ``stale_if_error_s`` is served marked stale: from memory, else the caller's fallback (the
+  store's latest snapshot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from mystic_trading.config import CacheSettings
+from mystic_trading.errors import MysticError, ThrottleError, UpstreamError
+from mystic_trading.marketdata.answer import Answer, Layer
+from mystic_trading.marketdata.codec import estimate_size
+from mystic_trading.marketdata.memory import MemoryCache, MemoryEntry
+from mystic_trading.marketdata.redis_layer import RedisLayer
+from mystic_trading.marketdata.singleflight import SingleFlight
+from mystic_trading.marketdata.stats import MarketDataStats
+
+__all__ = ["FAILURES", "Fallback", "Fetch", "Layers"]
+
+log = logging.getLogger(__name__)
+
+FAILURES = (UpstreamError, ThrottleError)
+Fetch = Callable[[], Awaitable[Answer[Any]]]
+Fallback = Callable[[], Awaitable[Answer[Any] | None]]
+
+
+def age_s(answer: Answer[Any]) -> float:
+    return answer.age_ms / 1000
+
+
+class Layers:
+    """Memory, Redis and single flight, and the background tasks they start."""
+
+    def __init__(
+        self,
+        cache: CacheSettings,
+        redis: RedisLayer | None,
+        stats: MarketDataStats,
+        clock: Callable[[], float],
+    ) -> None:
+        self.cache = cache
+        self.redis = redis
+        self.stats = stats
+        self.clock = clock
+        self.memory = MemoryCache(
+            cache.memory_max_entries, int(cache.memory_max_mib * 2**20), clock
+        )
+        self.flight: SingleFlight[Answer[Any]] = SingleFlight()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    async def aclose(self) -> None:
+        """Let background refreshes and writes finish; start no more."""
+        self._closed = True
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` in the background, tracked, its failure logged."""
+        if self._closed:
+            coro.close()
+            return
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failure)
+
+    async def read(
+        self, kind: str, key: str, ttl_s: float, fetch: Fetch, fallback: Fallback | None = None
+    ) -> Answer[Any]:
+        """Serve ``key`` from the closest layer that holds a correct answer."""
+        started = time.perf_counter()
+        now = self.clock()
+        entry = self.memory.get(key)
+        if entry is not None:
+            if entry.fresh_until > now:
+                self.stats.answered(kind, Layer.MEMORY, time.perf_counter() - started, False)
+                return entry.answer  # type: ignore[no-any-return]
+            if now < entry.fresh_until + ttl_s:
+                if not self.flight.in_flight(key):
+                    self.spawn(self._refresh(key, ttl_s, fetch))
+                answer = entry.answer
+                self.stats.answered(kind, Layer.MEMORY, time.perf_counter() - started, True)
+                return Answer(answer.value, Layer.MEMORY, answer.fetched_at, stale=True)
+        if self.redis is not None and await self.from_redis(key, ttl_s):
+            cached = self.memory.data[key].answer
+            self.stats.answered(kind, Layer.REDIS, time.perf_counter() - started, False)
+            return Answer(cached.value, Layer.REDIS, cached.fetched_at)
+        joined = self.flight.in_flight(key)
+        try:
+            answer = await self.flight.do(key, lambda: self._fetch(key, ttl_s, fetch))
+        except FAILURES as exc:
+            stale = await self._stale(key, entry, fallback)
+            if stale is None:
+                self.stats.errors[kind] += 1
+                raise
+            log.info("serving stale %s for %s: %s", kind, key, exc)
+            self.stats.answered(kind, stale.layer, time.perf_counter() - started, True)
+            return stale
+        if joined:
+            self.stats.coalesced[kind] += 1
+        self.stats.answered(kind, answer.layer, time.perf_counter() - started, False)
+        return answer
+
+    async def from_redis(self, key: str, ttl_s: float) -> bool:
+        """Copy a fresh Redis entry into memory; False when Redis has none (or is down)."""
+        if self.redis is None:
+            return False
+        cached = await self.redis.get(key)
+        if cached is None or age_s(cached) >= ttl_s:
+            return False
+        self.remember(key, cached, ttl_s - age_s(cached), to_redis=False)
+        return True
+
+    def remember(self, key: str, answer: Answer[Any], ttl_s: float, *, to_redis: bool) -> None:
+        """Keep ``answer`` fresh for ``ttl_s`` in memory (and Redis, off the caller's path)."""
+        in_memory = Answer(answer.value, Layer.MEMORY, answer.fetched_at)
+        keep_s = ttl_s + self.cache.stale_if_error_s
+        self.memory.set(key, in_memory, ttl_s, keep_s, estimate_size(answer.value))
+        if to_redis and self.redis is not None:
+            self.spawn(self.redis.set(key, answer, keep_s))
+
+    async def _fetch(self, key: str, ttl_s: float, fetch: Fetch) -> Answer[Any]:
+        answer = await fetch()
+        self.remember(key, answer, ttl_s, to_redis=True)
+        return answer
+
+    async def _refresh(self, key: str, ttl_s: float, fetch: Fetch) -> None:
+        with contextlib.suppress(MysticError):
+            await self.flight.do(key, lambda: self._fetch(key, ttl_s, fetch))
+
+    async def _stale(
+        self, key: str, entry: MemoryEntry | None, fallback: Fallback | None
+    ) -> Answer[Any] | None:
+        """The last good value younger than stale_if_error_s, marked stale, or None."""
+        limit_ms = self.cache.stale_if_error_s * 1000
+        entry = self.memory.get(key) or entry
+        if entry is not None and entry.answer.age_ms <= limit_ms:
+            a = entry.answer
+            return Answer(a.value, Layer.MEMORY, a.fetched_at, stale=True)
+        if fallback is not None:
+            with contextlib.suppress(MysticError):
+                found = await fallback()
+                if found is not None and found.age_ms <= limit_ms:
+                    return Answer(found.value, found.layer, found.fetched_at, stale=True)
+        return None
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.warning("background task failed: %r", exc)
