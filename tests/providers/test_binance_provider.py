@@ -80,6 +80,10 @@ async def test_ticker_tickers_and_depth(binance: BinanceProvider) -> None:
     assert ticker.bid <= ticker.ask
     many = await binance.tickers([BTC, Symbol("ETH", "BTC")])
     assert [t.symbol for t in many] == [BTC, Symbol("ETH", "BTC")]
+    best = await binance.book_ticker(BTC)
+    assert best.bid is not None
+    assert best.ask is not None
+    assert best.price == (best.bid + best.ask) / 2
     book = await binance.depth(BTC, 20)
     assert len(book.bids) == len(book.asks) == 20
     assert book.bids[0][0] < book.asks[0][0]

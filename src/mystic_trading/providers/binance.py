@@ -22,6 +22,7 @@ from mystic_trading.providers.binance_parse import (
     PROVIDER,
     ExchangeInfo,
     error_from_response,
+    parse_book_ticker,
     parse_depth,
     parse_exchange_info,
     parse_klines,
@@ -224,6 +225,19 @@ class BinanceProvider:
             symbol=str(symbol),
         )
         return parse_depth(data, symbol, self.now_ms())
+
+    async def book_ticker(
+        self, symbol: Symbol, *, priority: Priority = Priority.INTERACTIVE
+    ) -> Ticker:
+        """Best bid and ask only (``/ticker/bookTicker``, weight 2); price is the midpoint."""
+        data = await self._get(
+            "/api/v3/ticker/bookTicker",
+            {"symbol": symbol.exchange},
+            priority=priority,
+            symbol=str(symbol),
+        )
+        (ticker,) = parse_book_ticker(data, self.now_ms(), {symbol.exchange: symbol})
+        return ticker
 
     async def ping(self) -> None:
         """Reachability check (weight 1); raises UpstreamUnavailable when down."""
