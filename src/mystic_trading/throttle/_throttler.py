@@ -15,11 +15,13 @@ Admission: a request takes its weight from the :class:`Quota` or waits in the
 :class:`WaitQueue`. The quota enforces the exchange's budget per clock-aligned fixed window,
 exactly and corrected by every answer's usage header (``_window``); a GCRA paces as well
 (``_gcra``): at a level's ceiling or an adaptive cut below the exchange's rate, else at
-``CATCH_UP`` times the window's rate. One dispatcher task
-serves the queue in order, sleeping exactly until the head's weight is free; with nobody
-queued a caller is admitted on the spot (the fast path). Every answer is settled with the
-quota, so what the exchange did not count (a 429, a request that landed in the other window
-at a boundary) is given back and usage by others on the same IP is counted.
+``CATCH_UP`` times the window's rate. One dispatcher task serves the queue in order, sleeping
+exactly until the head's weight is free; with nobody queued a caller is admitted on the spot
+(the fast path). Every answer is settled with the quota, so what the exchange did not count
+(a 429, a request that landed in the other window at a boundary) is given back and usage by
+others on the same IP is counted. A request granted before a 429 or 418 arrived but not yet
+sent gives its weight back and waits again: only requests already on the wire can reach the
+exchange after a 429.
 
 Boundary guard band: ``GUARD_S`` (25 ms, the clock offset to the exchange under NTP and the
 event loop's lateness) plus the recent round trip (an EWMA, at most a tenth of the window):
