@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import gc
 import itertools
 import json
 import os
@@ -417,6 +419,31 @@ async def overhead_anchor(make: Callable[[], Acquire], n: int) -> float:
 # -- main ------------------------------------------------------------------------------------
 
 
+def measure_overheads(a: argparse.Namespace) -> dict[str, float]:
+    """Every limiter's acquire overhead, each in an event loop of its own, before any traffic
+    phase: the same conditions for all (measured inside the run, the last ones paid 5-10 us
+    for the leftovers of the others: a big heap, a background task still polling)."""
+
+    async def redis() -> float:
+        quota = RedisQuota(a.redis_url, prefix=f"bench:{uuid.uuid4().hex}")
+        return await overhead_mystic(quota, a.overhead_n)
+
+    runs: dict[str, Callable[[], Awaitable[float]]] = {
+        name: functools.partial(overhead_anchor, make, a.overhead_n)
+        for name, make in anchors(10**9, 60).items()
+    }
+    runs["mystic"] = functools.partial(overhead_mystic, MemoryQuota(), a.overhead_n)
+    runs["mystic_redis"] = redis
+    found = {}
+    for name, run in runs.items():
+        # Whatever is already loaded (ccxt alone is a large heap) is frozen out of the
+        # collector, so nobody pays for traversing the other libraries' objects.
+        gc.collect()
+        gc.freeze()
+        found[name] = asyncio.run(run())
+    return found
+
+
 async def main(a: argparse.Namespace) -> dict[str, Any]:
     proc, url = start_sandbox(a.weight_limit, a.window_s)
     result: dict[str, Any] = {
@@ -426,16 +453,9 @@ async def main(a: argparse.Namespace) -> dict[str, Any]:
         "concurrency": a.concurrency,
     }
     try:
-        # Acquire overheads first, for every limiter alike: a process that has not yet run
-        # traffic phases (whose leftovers, a big heap and a loaded sandbox next door, added
-        # 5-10 us to whoever was measured last).
-        overheads = {
-            name: await overhead_anchor(make, a.overhead_n)
-            for name, make in anchors(10**9, 60).items()
-        }
-        result["acquire_us_memory"] = await overhead_mystic(MemoryQuota(), a.overhead_n)
-        redis_quota = RedisQuota(a.redis_url, prefix=f"bench:{uuid.uuid4().hex}")
-        result["acquire_us_redis"] = await overhead_mystic(redis_quota, a.overhead_n)
+        overheads = a.overheads
+        result["acquire_us_memory"] = overheads.pop("mystic")
+        result["acquire_us_redis"] = overheads.pop("mystic_redis")
         async with httpx.AsyncClient(
             base_url=url, limits=httpx.Limits(max_connections=128), timeout=10
         ) as client:
@@ -523,5 +543,6 @@ if __name__ == "__main__":
     if args.worker:
         asyncio.run(worker(args))
         sys.exit(0)
+    args.overheads = measure_overheads(args)
     out = asyncio.run(main(args))
     print(json.dumps(out) if args.json else table(out))
