@@ -54,7 +54,7 @@ def test_rising_latency_cuts_and_loopback_jitter_does_not() -> None:
     aimd = AimdController(100.0, window_s=10)
     for i in range(50):
         assert not aimd.on_latency(0.001 + 0.002 * (i % 2), i * 0.01)
-    cut = any(aimd.on_latency(2.0, 1.0 + i * 0.01) for i in range(10))
+    cut = any(aimd.on_latency(1.0, 1.0 + i * 0.01) for i in range(10))
     assert cut
     assert aimd.rate(1.2) < 100.0
 

@@ -1,4 +1,4 @@
-"""GCRA pacing with an injected clock: exact spacing, the fixed-window bound, pauses, bans."""
+"""GCRA admission with an injected clock: exact spacing, the fixed-window bound, header sync."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from mystic_trading.throttle._gcra import BucketState, reserve
+from mystic_trading.throttle._gcra import BucketState, reserve, sync_usage
 
 
 def test_burst_then_exact_spacing() -> None:
@@ -81,3 +81,27 @@ def test_ban_refuses_with_its_end() -> None:
     grant = reserve(state, 1, 10.0, 10, 1.0, 1000, 100.0)
     assert not grant.granted
     assert grant.banned_until_ms == 5000
+
+
+def test_header_sync_counts_foreign_usage() -> None:
+    """Usage reported above ours raises the fill so the rest of the window fits the limit."""
+    rate, burst, limit_eff, window = 10.0, 10, 110.0, 10.0
+    state = BucketState(at=0.0)
+    changed = sync_usage(state, 100, limit_eff, window, rate, burst, 0.0)
+    assert changed
+    admitted, now = 0, 0.0
+    while now < window:
+        grant = reserve(state, 1, rate, burst, now, int(now * 1000), 0.0)
+        if grant.granted:
+            admitted += 1
+        else:
+            now += grant.delay_s
+    assert admitted <= limit_eff - 100 + 1e-9
+
+
+def test_header_sync_never_lowers_the_fill() -> None:
+    """Usage below what we already counted changes nothing (upward only)."""
+    state = BucketState(at=0.0)
+    reserve(state, 10, 1.0, 10, 0.0, 0, 0.0)
+    assert not sync_usage(state, 0, 1000.0, 10.0, 1.0, 10, 0.0)
+    assert state.fill == 10

@@ -10,10 +10,6 @@ from mystic_trading.throttle import BucketSpec, Quota
 
 # Slow enough that the few milliseconds a test takes on Redis's clock do not matter.
 SPEC = BucketSpec(rate=1.0, burst=10, window_s=60)
-# Window accounting only (a GCRA rate too fast to bind): 100 per hour-long window,
-# the allowance line starting at the whole limit, so where in the hour a test runs does not
-# matter (the chance of crossing an hour boundary in a few milliseconds is negligible).
-WINDOWED = BucketSpec(rate=1e9, burst=100, window_s=3600, limit=100)
 
 
 async def test_burst_then_wait(quota: Quota) -> None:
@@ -60,40 +56,19 @@ async def test_ban_refuses_and_is_readable(quota: Quota) -> None:
     assert await quota.banned_until("q") is None
 
 
-async def test_window_cap_holds_the_limit(quota: Quota) -> None:
-    """Within one window no more than the limit is granted, whatever the rate."""
-    assert (await quota.reserve("p", 60, WINDOWED, 0.0)).granted
-    refused = await quota.reserve("p", 50, WINDOWED, 0.0)
-    assert not refused.granted
-    assert refused.delay_s > 0
+async def test_sync_usage_counts_foreign_weight(quota: Quota) -> None:
+    """Reported usage near the limit leaves only what the window still allows."""
+    await quota.sync_usage("p", 95, 100.0, 60.0, SPEC)
+    grant = await quota.reserve("p", 10, SPEC, 0.0)
+    assert not grant.granted
+    assert grant.delay_s > 60.0
 
 
-async def test_header_below_our_count_frees_weight(quota: Quota) -> None:
-    """The exchange counted less than we charged: the difference may be spent again."""
-    grant = await quota.reserve("p", 60, WINDOWED, 0.0)
-    await quota.settle("p", grant, 60, 10, WINDOWED)
-    assert (await quota.reserve("p", 80, WINDOWED, 0.0)).granted
-
-
-async def test_header_above_our_count_counts_foreign_weight(quota: Quota) -> None:
-    """Weight spent by another client on the IP is counted from the header."""
-    grant = await quota.reserve("p", 10, WINDOWED, 0.0)
-    await quota.settle("p", grant, 10, 95, WINDOWED)
-    assert not (await quota.reserve("p", 10, WINDOWED, 0.0)).granted
-
-
-async def test_answer_without_header_stays_counted(quota: Quota) -> None:
-    """A request answered without a header (5xx, timeout) may have been counted: kept."""
-    grant = await quota.reserve("p", 60, WINDOWED, 0.0)
-    await quota.settle("p", grant, 60, None, WINDOWED)
-    assert not (await quota.reserve("p", 50, WINDOWED, 0.0)).granted
-
-
-async def test_unsent_grant_is_given_back(quota: Quota) -> None:
-    """A grant that was never used returns its weight."""
-    grant = await quota.reserve("p", 60, WINDOWED, 0.0)
-    await quota.settle("p", grant, 60, None, WINDOWED, sent=False)
-    assert (await quota.reserve("p", 60, WINDOWED, 0.0)).granted
+async def test_sync_usage_never_lowers(quota: Quota) -> None:
+    """Usage below our own count leaves the bucket as it was."""
+    await quota.reserve("p", 10, SPEC, 0.0)
+    await quota.sync_usage("p", 0, 10_000.0, 60.0, SPEC)
+    assert not (await quota.reserve("p", 1, SPEC, 0.0)).granted
 
 
 @pytest.mark.parametrize("weight", [1, 7])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 import uuid
@@ -15,12 +14,11 @@ import httpx
 import pytest
 
 from mystic_trading.config import ThrottleSettings
-from mystic_trading.errors import Banned, RateLimited, UpstreamUnavailable
+from mystic_trading.errors import Banned, UpstreamUnavailable
 from mystic_trading.sandbox import SandboxConfig, SandboxServer
 from mystic_trading.throttle import (
     Budget,
     JsonFileControlStore,
-    MemoryQuota,
     Priority,
     RedisQuota,
     Throttler,
@@ -242,50 +240,3 @@ async def test_redis_lost_and_regained_mid_run(
     assert modes == {"redis", "local-fallback"}
     assert final == "redis"
     assert sandbox.stats.total.http_429 == 0
-
-
-async def test_halved_budget_is_learnt_from_the_429(sandbox: SandboxServer) -> None:
-    """Capacity halved unannounced: a 429 or two, no 418, and the limit in force becomes the
-    count the exchange stopped at (within one request of the new limit)."""
-    async with (
-        httpx.AsyncClient(base_url=sandbox.url) as client,
-        Throttler("sandbox", _budget(sandbox), settings=UNLIMITED) as throttler,
-    ):
-        await _window_start()
-        sandbox.set_budget(weight_limit=150)
-        with contextlib.suppress(RateLimited, UpstreamUnavailable):
-            await _hammer(throttler, client, 2.5)
-        learnt = throttler.limit_in_force()
-    assert 150 - 25 <= learnt <= 150
-    assert 1 <= sandbox.stats.total.http_429 <= 4
-    assert sandbox.stats.total.http_418 == 0
-
-
-async def test_weight_the_exchange_did_not_count_is_given_back(sandbox: SandboxServer) -> None:
-    """Answers without a header (injected 5xx, never counted by the exchange) stay counted
-    until a later request's header shows the exchange's count, which then replaces ours."""
-    quota = MemoryQuota()
-    async with (
-        httpx.AsyncClient(base_url=sandbox.url) as client,
-        Throttler("sandbox", _budget(sandbox), settings=UNLIMITED, quota=quota) as throttler,
-    ):
-        await _window_start()
-        await asyncio.sleep(0.1)  # clear of the guard band
-        sandbox.set_error_rate(1.0)
-        for _ in range(2):
-            async with throttler.slot("/api/v3/depth", 25) as slot:
-                response = await client.get(
-                    "/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 200}
-                )
-                slot.record(response.status_code, response.headers)
-        index = int(time.time() // 1)
-        window = quota.window("sandbox", index)
-        assert window is not None
-        assert window.estimate() == 50
-        sandbox.set_error_rate(0.0)
-        async with throttler.slot("/api/v3/ping", 1) as slot:
-            response = await client.get("/api/v3/ping")
-            slot.record(response.status_code, response.headers)
-        assert int(time.time() // 1) == index, "crossed a window boundary; rerun"
-        assert response.headers["x-mbx-used-weight-1s"] == "1"
-        assert window.estimate() == 1

@@ -1,6 +1,6 @@
-"""Upstream rate control: budgets in the exchange's units, fixed-window admission corrected
-by the usage header, GCRA pacing, levels, adaptive rate, a bounded priority queue, retries,
-429/418 handling (a lowered limit learnt from a 429), a quota shared through Redis, and stats.
+"""Upstream rate control: budgets in the exchange's units, GCRA admission, levels, adaptive
+rate, a bounded priority queue, retries, 429/418 handling, usage-header sync, a quota shared
+through Redis, and stats.
 
 Import from here; the underscored modules are implementation. Nothing is created at import.
 """

@@ -10,18 +10,26 @@ not in seconds, so a slower rate never widens the burst.
 State: ``fill`` (weight) at time ``at``. A request of weight ``w`` may start at the earliest
 ``t >= now`` with ``fill(t) + w <= burst``, where ``fill(t) = max(0, fill - rate * (t - at))``.
 
-Role. GCRA paces: weight admitted in any interval ``[a, b]`` is at most ``rate * (b - a) +
-burst``. The exchange's own budget is enforced per fixed window by ``_window`` (exact,
-header-corrected), so no burst is kept aside for it; the GCRA holds a level's ceiling or an
-adaptive cut below the exchange's rate, and at full speed bounds how fast a window's unused
-share is caught up (``Throttler``: ``CATCH_UP``).
+Why this never trips a fixed-window counter. Weight admitted in any interval ``[a, b]`` is at
+most ``rate * (b - a) + burst`` (fill never exceeds ``burst`` after an admission and drains
+at most ``rate`` per second). Binance counts in clock-aligned fixed windows of length ``W``,
+so a window sees at most ``rate * W + burst``. With ``rate = (limit * (1 - margin) - burst)
+/ W`` that is ``limit * (1 - margin)`` whatever the alignment of our clock to theirs: no 429
+even across a boundary, and no assumption on clock skew. The price is ``burst`` per window
+in steady state, which is why ``burst`` is the heaviest admissible request and no more. The
+margin covers network jitter between admission and arrival.
+
+Header sync (upward only): the exchange reports ``used`` in a window that ends ``remaining``
+seconds from now. We may still admit ``burst - fill + rate * remaining`` in it; if that is
+more than ``limit_eff - used``, fill is raised to ``burst + rate * remaining - (limit_eff -
+used)``. Usage by other clients behind the same IP is then counted.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BucketState", "Grant", "gcra_start", "reserve"]
+__all__ = ["BucketState", "Grant", "reserve", "sync_usage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +44,6 @@ class Grant:
     granted: bool
     delay_s: float
     banned_until_ms: int | None = None
-    # Where the grant was charged: the planned start on the backend's wall clock (epoch s),
-    # which backend ("memory", "redis", "local-fallback") and the guard band it was charged
-    # with (so settling finds the same windows); handed back to settle it.
-    start: float = 0.0
-    source: str = ""
-    guard_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -60,19 +62,6 @@ def _fill_at(state: BucketState, t: float, rate: float) -> float:
     return max(0.0, state.fill - rate * (t - state.at))
 
 
-def gcra_start(
-    state: BucketState, weight: float, rate: float, burst: float, not_before: float
-) -> tuple[float, float]:
-    """The earliest start ``>= not_before`` for ``weight`` and the fill just before it."""
-    start = max(not_before, state.at)
-    fill = _fill_at(state, start, rate)
-    excess = fill + weight - burst
-    if excess > 0:
-        start += excess / rate
-        fill = burst - weight
-    return start, fill
-
-
 def reserve(
     state: BucketState,
     weight: float,
@@ -85,10 +74,35 @@ def reserve(
     """Reserve ``weight`` if it can start within ``max_delay`` seconds; mutates ``state``."""
     if state.banned_until_ms > now_ms:
         return Grant(False, (state.banned_until_ms - now_ms) / 1000, state.banned_until_ms)
-    start, fill = gcra_start(state, weight, rate, burst, max(now, state.paused_until))
+    start = max(now, state.at, state.paused_until)
+    fill = _fill_at(state, start, rate)
+    excess = fill + weight - burst
+    if excess > 0:
+        start += excess / rate
+        fill = burst - weight
     delay = start - now
     if delay > max_delay:
         return Grant(False, delay)
     state.fill = fill + weight
     state.at = start
     return Grant(True, delay)
+
+
+def sync_usage(
+    state: BucketState,
+    used: float,
+    limit_eff: float,
+    remaining: float,
+    rate: float,
+    burst: float,
+    now: float,
+) -> bool:
+    """Raise fill so that the rest of the exchange's window fits; True if it changed."""
+    if state.at < now:
+        state.fill = _fill_at(state, now, rate)
+        state.at = now
+    target = burst + rate * remaining - (limit_eff - used) - rate * (state.at - now)
+    if target > state.fill:
+        state.fill = target
+        return True
+    return False

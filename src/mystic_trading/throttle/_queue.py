@@ -14,7 +14,6 @@ from collections import deque
 from collections.abc import Callable
 
 from mystic_trading.errors import DeadlinePassed, QueueFull
-from mystic_trading.throttle._gcra import Grant
 
 __all__ = ["Priority", "WaitQueue", "Waiter"]
 
@@ -29,16 +28,7 @@ class Priority(enum.IntEnum):
 class Waiter:
     """One queued request: its weight, priority, deadline and the future it waits on."""
 
-    __slots__ = (
-        "deadline",
-        "endpoint",
-        "enqueued_at",
-        "future",
-        "grant",
-        "priority",
-        "timer",
-        "weight",
-    )
+    __slots__ = ("deadline", "endpoint", "enqueued_at", "future", "priority", "timer", "weight")
 
     def __init__(
         self,
@@ -56,8 +46,6 @@ class Waiter:
         self.enqueued_at = enqueued_at
         self.future = future
         self.timer: asyncio.TimerHandle | None = None
-        # The quota's grant, set by the dispatcher just before it admits the waiter.
-        self.grant: Grant | None = None
 
     @property
     def live(self) -> bool:

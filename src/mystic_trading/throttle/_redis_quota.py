@@ -2,10 +2,7 @@
 
 Each operation is one atomic Lua script (``lua/*.lua``, package data) run on Redis's clock
 (``TIME``), so hosts with skewed clocks still meter one budget, and 429 pauses and 418 bans
-are seen by everyone at once. One hash per key holds the exchange's recent windows (what
-each was charged, what its usage header said: ``_window``), the GCRA bucket, the pause and
-the ban; one key, so a cluster keeps it on one shard. A grant is settled where it was made:
-one made in the local fallback is settled locally even if Redis is back.
+are seen by everyone at once. One hash per key holds the bucket, the pause and the ban.
 
 When Redis cannot be reached, this process falls back to a local bucket holding its share
 of the budget (``1 / expected_processes``, burst kept whole, see ``BucketSpec.share``), says
@@ -16,8 +13,6 @@ ban it learnt meanwhile).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -40,15 +35,6 @@ __all__ = ["RedisQuota"]
 log = logging.getLogger("mystic_trading.throttle")
 
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
-
-# Longest an answer waits to be settled in Redis when no reservation of its key comes first
-# to carry it (see RedisQuota.settle): short against any window, long enough that a busy
-# process pays one round trip per request, not two.
-SETTLE_DELAY_S = 0.01
-
-# An answer waiting to be settled: weight, start, used (-1: none), sent (1|0), window_s,
-# guard, and when it arrived (this process's clock).
-_Unsettled = tuple[int, str, int, int, float, str, float]
 
 
 def _script(name: str) -> str:
@@ -85,17 +71,13 @@ class RedisQuota:
             socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),
         )
-        window = _script("window.lua")
-        self._reserve = self._redis.register_script(window + _script("reserve.lua"))
-        self._settle = self._redis.register_script(window + _script("settle.lua"))
+        self._reserve = self._redis.register_script(_script("reserve.lua"))
+        self._sync = self._redis.register_script(_script("sync.lua"))
         self._penalty = self._redis.register_script(_script("penalty.lua"))
-        self._local = MemoryQuota(clock=clock, source="local-fallback")
+        self._local = MemoryQuota(clock=clock)
         self._down_since: float | None = None
         self._next_try = 0.0
         self.fallbacks = 0
-        self._unsettled: dict[str, list[_Unsettled]] = {}
-        self._flush_handle: asyncio.TimerHandle | None = None
-        self._flushing: asyncio.Task[None] | None = None
 
     @property
     def mode(self) -> str:
@@ -156,84 +138,32 @@ class RedisQuota:
     async def reserve(self, key: str, weight: int, spec: BucketSpec, max_delay: float) -> Grant:
         ttl = int(2 * spec.window_s) + 1
         answer = await self._call(
-            self._reserve,
-            key,
-            weight,
-            repr(spec.rate),
-            repr(spec.burst),
-            repr(max_delay),
-            ttl,
-            repr(spec.limit),
-            repr(spec.window_s),
-            repr(spec.guard_s),
-            *self._batch(key),
+            self._reserve, key, weight, repr(spec.rate), repr(spec.burst), repr(max_delay), ttl
         )
         if answer is None:
             local_spec = spec.share(self.expected_processes)
             return self._local.reserve_now(key, weight, local_spec, max_delay)
         granted, delay, ban = int(answer[0]), float(answer[1]), int(float(answer[2]))
-        return Grant(bool(granted), delay, ban or None, float(answer[3]), "redis", spec.guard_s)
+        return Grant(bool(granted), delay, ban or None)
 
-    async def settle(
-        self,
-        key: str,
-        grant: Grant,
-        weight: int,
-        used: int | None,
-        spec: BucketSpec,
-        *,
-        sent: bool = True,
+    async def sync_usage(
+        self, key: str, used: int, limit_eff: float, remaining_s: float, spec: BucketSpec
     ) -> None:
-        if spec.limit <= 0 or not grant.granted:
-            return
-        if grant.source != "redis":
-            share = self.expected_processes
-            # The header is the IP's count, every process's; the local share's part of it is
-            # 1/share, so each process in fallback admits while ``used + share * (its in
-            # flight)`` fits the limit.
-            local_used = None if used is None else used / share
-            self._local.settle_now(key, grant, weight, local_used, spec.share(share), sent=sent)
-            return
-        # Not a round trip of its own: the answer rides along with this key's next
-        # reservation, or goes in a batch after at most ``SETTLE_DELAY_S``. Until it lands the
-        # weight stays counted in flight, which only errs on the safe side.
-        entry = (
-            weight,
-            repr(grant.start),
-            -1 if used is None else used,
-            1 if sent else 0,
-            spec.window_s,
-            repr(grant.guard_s),
-            self._clock(),
+        ttl = int(2 * spec.window_s) + 1
+        answer = await self._call(
+            self._sync,
+            key,
+            used,
+            repr(limit_eff),
+            repr(remaining_s),
+            repr(spec.rate),
+            repr(spec.burst),
+            ttl,
         )
-        self._unsettled.setdefault(key, []).append(entry)
-        if self._flush_handle is None:
-            loop = asyncio.get_running_loop()
-            self._flush_handle = loop.call_later(SETTLE_DELAY_S, self._start_flush, loop)
-
-    def _batch(self, key: str) -> list[object]:
-        entries = self._unsettled.pop(key, [])
-        now = self._clock()
-        args: list[object] = [len(entries)]
-        for weight, start, used, sent, window_s, guard, answered_at in entries:
-            age = max(0.0, now - answered_at)
-            args.extend((weight, start, used, sent, repr(window_s), guard, repr(age)))
-        return args
-
-    def _start_flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._flush_handle = None
-        if self._unsettled and (self._flushing is None or self._flushing.done()):
-            self._flushing = loop.create_task(self.flush())
-
-    async def flush(self) -> None:
-        """Settle every answer still waiting (done on its own within ``SETTLE_DELAY_S``)."""
-        for key in list(self._unsettled):
-            entries = self._unsettled.get(key)
-            if not entries:
-                continue
-            ttl = int(2 * entries[0][4]) + 1
-            batch = self._batch(key)
-            await self._call(self._settle, key, ttl, *batch)
+        if answer is None:
+            share = self.expected_processes
+            local_spec = spec.share(share)
+            self._local.sync_now(key, used / share, limit_eff / share, remaining_s, local_spec)
 
     async def pause(self, key: str, seconds: float) -> None:
         self._local.pause_now(key, seconds)
@@ -251,9 +181,4 @@ class RedisQuota:
         return ban or None
 
     async def aclose(self) -> None:
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        with contextlib.suppress(Exception):
-            await self.flush()
         await self._redis.aclose()

@@ -22,7 +22,6 @@ from mystic_trading.throttle._retry import parse_retry_after
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from mystic_trading.throttle._gcra import Grant
     from mystic_trading.throttle._throttler import Throttler
 
 __all__ = ["HttpResponse", "Outcome", "Slot", "classify_status"]
@@ -94,7 +93,6 @@ class Slot:
         "_throttler",
         "deadline",
         "endpoint",
-        "grant",
         "outcome",
         "priority",
         "sent_at",
@@ -117,7 +115,6 @@ class Slot:
         self.priority = priority
         self.deadline = deadline
         self.outcome: Outcome | None = None
-        self.grant: Grant | None = None
         self.sent_at = math.nan
         self.sent_wall_ms = 0
         self.waited_s = math.nan

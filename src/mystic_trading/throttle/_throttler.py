@@ -11,30 +11,13 @@ a retry budget)::
 
     response = await throttler.call("/api/v3/klines", 2, lambda: client.get(url))
 
-Admission: a request takes its weight from the :class:`Quota` or waits in the
-:class:`WaitQueue`. The quota enforces the exchange's budget per clock-aligned fixed window,
-exactly and corrected by every answer's usage header (``_window``); a GCRA paces as well
-(``_gcra``): at a level's ceiling or an adaptive cut below the exchange's rate, else at
-``CATCH_UP`` times the window's rate. One dispatcher task serves the queue in order, sleeping
-exactly until the head's weight is free; with nobody queued a caller is admitted on the spot
-(the fast path). Every answer is settled with the quota, so what the exchange did not count
-(a 429, a request that landed in the other window at a boundary) is given back and usage by
-others on the same IP is counted. A request granted before a 429 or 418 arrived but not yet
-sent gives its weight back and waits again: only requests already on the wire can reach the
-exchange after a 429.
-
-Boundary guard band: ``GUARD_S`` (25 ms, the clock offset to the exchange under NTP and the
-event loop's lateness) plus the recent round trip (an EWMA, at most a tenth of the window):
-a request may reach the exchange anywhere in that span after it is admitted.
-
+Admission: a request takes its weight from the :class:`Quota` at the current adaptive rate
+(never above the level's ceiling, never above the exchange's safe rate) or waits in the
+:class:`WaitQueue`. One dispatcher task serves the queue in order, sleeping exactly until the
+head's weight is free; with nobody queued a caller is admitted on the spot (the fast path).
 A 429 pauses the whole budget for its Retry-After (every caller, every process sharing the
-quota). When its usage header shows the exchange refusing below the published limit, the
-capacity has been lowered: the count it stopped at becomes the limit (exact to within the
-refused request's weight) for ``LEARNED_LIMIT_WINDOWS`` windows, after which the published
-limit is tried again (one 429 if it is still lower). A 429 without that information cuts the
-adaptive rate instead. A 418 bans the provider until its end (kept in the
-:class:`ControlStateStore`, so a restarted process sends nothing), and every caller gets
-:class:`Banned` at once.
+quota); a 418 bans the provider until its end (kept in the :class:`ControlStateStore`, so a
+restarted process sends nothing), and every caller gets :class:`Banned` at once.
 """
 
 from __future__ import annotations
@@ -60,7 +43,6 @@ from mystic_trading.errors import (
 )
 from mystic_trading.throttle._adaptive import AimdController
 from mystic_trading.throttle._control import ControlStateStore, MemoryControlStore
-from mystic_trading.throttle._gcra import Grant
 from mystic_trading.throttle._levels import Level, LevelChange, level_ceiling, parse_level
 from mystic_trading.throttle._queue import Priority, WaitQueue
 from mystic_trading.throttle._quota import BucketSpec, MemoryQuota, Quota
@@ -75,20 +57,9 @@ log = logging.getLogger("mystic_trading.throttle")
 
 R = TypeVar("R", bound=HttpResponse)
 
-# The fixed part of the boundary guard band (see the module docstring).
-GUARD_S = 0.025
-# The round trip's share of the guard band is at most this fraction of the window.
-GUARD_MAX_WINDOW_SHARE = 0.1
-# Weight of a new latency sample in the round-trip EWMA.
-LATENCY_EWMA_WEIGHT = 0.1
-# At full speed the GCRA runs this much above the window's rate: after a stall the window's
-# unused share comes back at half again the steady rate (a 100 ms stall is made up in 200
-# ms), not as one burst. A burst of all the callers at once builds a queue at the exchange,
-# and every request in it is already sent when a 429 arrives (five of them in the same
-# window earn the sandbox's 418, as Binance bans those "failing to back off").
-CATCH_UP = 1.5
-# How long a limit learnt from a 429 holds before the published limit is tried again.
-LEARNED_LIMIT_WINDOWS = 10
+# Slack on each side of a window boundary within which a usage header is not trusted to
+# belong to the window we think: covers clock offset to the exchange and the round trip.
+_HEADER_SKEW_S = 0.05
 
 
 def _wake_up(future: asyncio.Future[None]) -> None:
@@ -133,10 +104,6 @@ class Throttler:
         self.budget = budget
         self._limit_eff = 0.0
         self._safe_rate = 0.0
-        self._learned_limit: float | None = None
-        self._learned_until = -float("inf")
-        self._latency: float | None = None
-        self._spec_memo = BucketSpec(0.0, budget.max_weight, budget.window_s)
         self._aimd = AimdController(1.0, window_s=budget.window_s, now=clock())
         self._wake: asyncio.Future[None] | None = None
         self.set_budget(budget)
@@ -147,6 +114,7 @@ class Throttler:
         self._paused_until = -float("inf")
         self._last_429_at = -float("inf")
         self._banned_until_ms = 0
+        self._window_used = (-1, 0)
         self._started = False
         self._closed = False
         self._dispatcher: asyncio.Task[None] | None = None
@@ -201,18 +169,16 @@ class Throttler:
     def set_budget(self, budget: Budget) -> None:
         """A new exchange budget (e.g. a fresh exchangeInfo); rates follow at once."""
         limit_eff = budget.limit * (1 - self.settings.safety_margin)
-        if not limit_eff >= budget.max_weight:
+        safe_rate = (limit_eff - budget.max_weight) / budget.window_s
+        if not safe_rate > 0:
             raise ConfigError(
                 f"budget {budget.limit}/{budget.window_s}s less the "
-                f"{self.settings.safety_margin:.0%} margin leaves less than the heaviest "
-                f"request ({budget.max_weight})",
+                f"{self.settings.safety_margin:.0%} margin leaves nothing once the burst of "
+                f"{budget.max_weight} is kept aside",
                 setting="max_weight",
                 value=budget.max_weight,
             )
-        self.budget, self._limit_eff = budget, limit_eff
-        self._spec_memo = BucketSpec(0.0, budget.max_weight, budget.window_s)
-        self._safe_rate = limit_eff / budget.window_s
-        self._learned_limit = None
+        self.budget, self._limit_eff, self._safe_rate = budget, limit_eff, safe_rate
         self._aimd.set_ceiling(self.ceiling, self.clock())
         self._kick()
 
@@ -230,7 +196,7 @@ class Throttler:
 
     @property
     def safe_rate(self) -> float:
-        """The exchange's limit less the margin, per second (the "unlimited" ceiling)."""
+        """The exchange's limit less the margin and the burst, per second ("unlimited")."""
         return self._safe_rate
 
     def rate(self) -> float:
@@ -303,28 +269,8 @@ class Throttler:
         timeout = self.settings.default_deadline_s if deadline_s is None else deadline_s
         return Slot(self, endpoint, weight, Priority(priority), self.clock() + timeout)
 
-    def limit_in_force(self) -> float:
-        """The exchange's limit per window as we believe it now (published or learnt)."""
-        if self._learned_limit is not None and self.clock() < self._learned_until:
-            return min(self._learned_limit, self.budget.limit)
-        return self.budget.limit
-
-    def _guard_s(self) -> float:
-        rtt = min(self._latency or 0.0, GUARD_MAX_WINDOW_SHARE * self.budget.window_s)
-        return GUARD_S + rtt
-
     def _spec(self, now: float) -> BucketSpec:
-        limit = self.limit_in_force() * (1 - self.settings.safety_margin)
-        rate = self._aimd.rate(now)
-        catch_up = CATCH_UP * limit / self.budget.window_s
-        rate = catch_up if rate >= self._safe_rate else min(rate, catch_up)
-        guard = self._guard_s()
-        spec = self._spec_memo
-        if spec.rate != rate or spec.limit != limit or spec.guard_s != guard:
-            spec = self._spec_memo = BucketSpec(
-                rate, self.budget.max_weight, self.budget.window_s, limit, guard
-            )
-        return spec
+        return BucketSpec(self._aimd.rate(now), self.budget.max_weight, self.budget.window_s)
 
     def _check_ban(self, endpoint: str) -> None:
         if self._banned_until_ms > self.wall_ms():
@@ -343,53 +289,26 @@ class Throttler:
             await self.start()
         self._check_ban(slot.endpoint)
         entered = self.clock()
-        while True:
-            grant = await self._grant(slot)
-            if self.clock() >= self._paused_until and self._banned_until_ms <= self.wall_ms():
-                break
-            # A 429 or 418 arrived between the grant and the send: every request sent now
-            # would count as not backing off. Give the weight back and wait again.
-            slot.grant = None
-            await self._give_back(slot, grant)
-            self._check_ban(slot.endpoint)
-        slot.sent_at = self.clock()
-        slot.sent_wall_ms = self.wall_ms()
-        slot.waited_s = slot.sent_at - entered
-        self._stats.admitted(slot.endpoint, slot.weight, slot.waited_s, slot.sent_at)
-
-    async def _grant(self, slot: Slot) -> Grant:
-        """Reserve ``slot``'s weight (on the spot or through the queue) and wait its delay."""
-        now = self.clock()
-        grant: Grant | None = None
-        if not self._queue and not self._reserving and now >= self._paused_until:
+        delay = -1.0
+        if not self._queue and not self._reserving and entered >= self._paused_until:
             grant = await self._quota.reserve(
-                self.provider, slot.weight, self._spec(now), self._quota.reserve_ahead_s
+                self.provider, slot.weight, self._spec(entered), self._quota.reserve_ahead_s
             )
             if grant.banned_until_ms is not None:
                 self._note_ban(grant.banned_until_ms)
                 self._check_ban(slot.endpoint)
-            if not grant.granted:
-                grant = None
-        if grant is None:
+            if grant.granted:
+                delay = grant.delay_s
+        if delay < 0:
             waiter = self._queue.push(slot.endpoint, slot.weight, slot.priority, slot.deadline)
             self._ensure_dispatcher()
-            try:
-                await waiter.future
-            except asyncio.CancelledError:
-                if waiter.grant is not None:  # admitted just as the caller gave up
-                    await self._give_back(slot, waiter.grant)
-                raise
-            grant = waiter.grant
-            assert grant is not None
-        slot.grant = grant
-        if grant.delay_s > 0:
-            try:
-                await asyncio.sleep(grant.delay_s)
-            except asyncio.CancelledError:
-                slot.grant = None
-                await self._give_back(slot, grant)
-                raise
-        return grant
+            delay = await waiter.future
+        if delay > 0:
+            await asyncio.sleep(delay)
+        slot.sent_at = self.clock()
+        slot.sent_wall_ms = self.wall_ms()
+        slot.waited_s = slot.sent_at - entered
+        self._stats.admitted(slot.endpoint, slot.weight, slot.waited_s, slot.sent_at)
 
     def _ensure_dispatcher(self) -> None:
         if self._dispatcher is None or self._dispatcher.done():
@@ -441,13 +360,7 @@ class Throttler:
             if grant.banned_until_ms is not None:
                 self._note_ban(grant.banned_until_ms)
             elif grant.granted:
-                if waiter.live:
-                    waiter.grant = grant
-                    self._queue.admit(waiter, grant.delay_s)
-                else:  # left while we reserved: give its weight back
-                    await self._quota.settle(
-                        self.provider, grant, waiter.weight, None, self._spec(now), sent=False
-                    )
+                self._queue.admit(waiter, grant.delay_s)
             else:
                 await self._nap(grant.delay_s)
 
@@ -466,15 +379,6 @@ class Throttler:
             )
         )
 
-    async def _give_back(self, slot: Slot, grant: Grant) -> None:
-        """A granted request that will never be sent: its weight goes back to the window."""
-        with contextlib.suppress(Exception):
-            await asyncio.shield(
-                self._quota.settle(
-                    self.provider, grant, slot.weight, None, self._spec(self.clock()), sent=False
-                )
-            )
-
     def _finish(self, slot: Slot, outcome: Outcome) -> None:
         """Local effects of an answer, at once: stats, adaptive rate, pause, ban."""
         slot.outcome = outcome
@@ -483,10 +387,6 @@ class Throttler:
         self._stats.finished(slot.endpoint, kind, outcome.latency_s)
         if kind == "ok" and outcome.latency_s is not None:
             self._aimd.on_latency(outcome.latency_s, now)
-            if self._latency is None:
-                self._latency = outcome.latency_s
-            else:
-                self._latency += LATENCY_EWMA_WEIGHT * (outcome.latency_s - self._latency)
         elif kind in ("server_error", "timeout", "transport"):
             self._aimd.on_failure(now)
         elif kind == "rate_limited":
@@ -494,10 +394,10 @@ class Throttler:
             if pause is None:
                 pause = self._window_remaining(self.wall_ms() / 1000)
             self._paused_until = max(self._paused_until, now + pause)
-            if not self._learn_limit(slot, outcome) and slot.sent_at >= self._last_429_at:
+            if slot.sent_at >= self._last_429_at:
                 # One cut per incident: answers to requests sent before the first 429 of a
                 # pause arrived are the same signal.
-                self._aimd.on_throttled(now)
+                self._aimd.on_throttled(now, self._implied_rate())
             self._last_429_at = now
             log.warning(
                 "%s answered 429 on %s; pausing every call for %.1fs",
@@ -508,38 +408,32 @@ class Throttler:
         elif kind == "banned":
             seconds = outcome.retry_after if outcome.retry_after is not None else 120.0
             self._note_ban(self.wall_ms() + int(seconds * 1000))
+        if outcome.used_weight is not None:
+            self._note_usage(slot, outcome.used_weight)
 
     def _window_remaining(self, wall_s: float) -> float:
         window = self.budget.window_s
         return window - wall_s % window
 
-    def _learn_limit(self, slot: Slot, outcome: Outcome) -> bool:
-        """A 429 whose header shows the exchange refusing below the limit we believe: learn
-        the lower limit (the count it stopped at). True if learnt (or already known)."""
-        used = outcome.used_weight
-        if used is None:
-            return False
-        window, guard = self.budget.window_s, self._guard_s()
-        sent = slot.sent_wall_ms / 1000 - guard
-        if int(sent // window) != int((self.wall_ms() / 1000 + guard) // window):
-            return False  # the header may belong to either window
-        if used + slot.weight > self.limit_in_force():
-            return False  # the limit we believe explains it: a plain overrun
-        # The exchange's limit L satisfies used <= L < used + weight.
-        learned = max(float(used), float(self.budget.max_weight))
-        if self._learned_limit is None or learned < self.limit_in_force():
-            log.warning(
-                "%s refused at %d of %d weight: its limit is now taken as %d per %gs",
-                self.provider,
-                used,
-                self.budget.limit,
-                learned,
-                window,
-            )
-        self._learned_limit = learned
-        self._learned_until = self.clock() + LEARNED_LIMIT_WINDOWS * window
-        self._kick()
-        return True
+    def _window_of(self, slot: Slot) -> int | None:
+        """The exchange window a usage header belongs to, None when it may be either."""
+        window = self.budget.window_s
+        index = int((slot.sent_wall_ms / 1000 - _HEADER_SKEW_S) // window)
+        if index != int((self.wall_ms() / 1000 + _HEADER_SKEW_S) // window):
+            return None
+        return index
+
+    def _note_usage(self, slot: Slot, used: int) -> None:
+        index = self._window_of(slot)
+        if index is not None and (self._window_used[0] != index or used > self._window_used[1]):
+            self._window_used = (index, used)
+
+    def _implied_rate(self) -> float | None:
+        index, used = self._window_used
+        window = self.budget.window_s
+        if index != int(self.wall_ms() / 1000 // window) or used <= 0:
+            return None
+        return (used * (1 - self.settings.safety_margin) - self.budget.max_weight) / window
 
     async def _settle(self, slot: Slot, outcome: Outcome) -> None:
         """Shared effects of an answer: the exchange's usage, the pause, the ban."""
@@ -550,12 +444,17 @@ class Throttler:
             await self._control.save_ban(
                 self.provider, self._banned_until_ms, f"HTTP 418 on {slot.endpoint}"
             )
-        if slot.grant is not None:
-            used = outcome.used_weight if outcome.kind != "banned" else None
-            # Anything that may have left is settled as sent (a cancelled call may have
-            # reached the exchange): it stays counted until a header says otherwise.
-            await self._quota.settle(
-                self.provider, slot.grant, slot.weight, used, self._spec(self.clock())
+        if (
+            outcome.used_weight is not None
+            and outcome.kind != "banned"
+            and self._window_of(slot) is not None
+        ):
+            await self._quota.sync_usage(
+                self.provider,
+                outcome.used_weight,
+                self._limit_eff,
+                self._window_remaining(self.wall_ms() / 1000),
+                self._spec(self.clock()),
             )
 
     # -- calls with retries -----------------------------------------------------------------
@@ -643,8 +542,6 @@ class Throttler:
                 "level": self._level.value,
                 "ceiling": self.ceiling,
                 "rate": self._aimd.rate(now),
-                "limit_in_force": self.limit_in_force(),
-                "guard_ms": self._guard_s() * 1000,
                 "safe_rate": self._safe_rate,
                 "limit": self.budget.limit,
                 "window_s": self.budget.window_s,
