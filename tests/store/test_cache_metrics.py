@@ -108,6 +108,24 @@ async def test_slow_query_is_logged_without_parameters(
     assert "s3cr3t" not in caplog.text
 
 
+def test_slow_query_log_is_rate_limited_per_kind(caplog: pytest.LogCaptureFixture) -> None:
+    """Under a backlog each kind logs once per interval, counting what it left out."""
+    now = [0.0]
+    metrics = QueryMetrics(slow_query_ms=100, timer=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="mystic_trading.store"):
+        for second in range(5):
+            now[0] = float(second)
+            metrics.observe("ticker.save", 0.4)
+        metrics.observe("book.save", 0.4)
+        now[0] = 11.0
+        metrics.observe("ticker.save", 0.4)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len([m for m in lines if "ticker.save" in m]) == 2
+    assert len([m for m in lines if "book.save" in m]) == 1
+    assert "4 more slow since the last line" in lines[-1]
+    assert metrics.snapshot()["ticker.save"]["slow"] == 6
+
+
 def test_percentiles_come_from_a_bounded_reservoir() -> None:
     """Only the latest samples are kept, so memory stays bounded."""
     metrics = QueryMetrics(slow_query_ms=1e9)

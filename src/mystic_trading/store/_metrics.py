@@ -5,7 +5,10 @@ the store counts executions and errors and keeps the latest :data:`RESERVOIR` la
 ring, from which p50/p95/p99 are read on demand. Executions at or above ``slow_query_ms`` are
 logged at WARNING on ``mystic_trading.store`` with the kind, the time and a summary the
 repository wrote for that call (series, row count); statement parameters are never logged,
-since audit reasons and alert messages may hold anything.
+since audit reasons and alert messages may hold anything. Each kind logs at most once every
+:data:`SLOW_LOG_EVERY_S`, saying how many slow executions it did not log since: under a write
+backlog every statement is slow, and thousands of identical lines would bury everything else.
+Every slow execution is counted in ``slow`` either way.
 """
 
 from __future__ import annotations
@@ -21,16 +24,20 @@ __all__ = ["RESERVOIR", "QueryMetrics"]
 log = logging.getLogger("mystic_trading.store")
 
 RESERVOIR = 1024
+SLOW_LOG_EVERY_S = 10.0
 
 
 class _Kind:
-    __slots__ = ("count", "errors", "latencies", "total_s")
+    __slots__ = ("count", "errors", "latencies", "logged_at", "slow", "total_s", "unlogged")
 
     def __init__(self) -> None:
         self.count = 0
         self.errors = 0
         self.total_s = 0.0
         self.latencies: deque[float] = deque(maxlen=RESERVOIR)
+        self.slow = 0
+        self.unlogged = 0
+        self.logged_at = -SLOW_LOG_EVERY_S
 
 
 class QueryMetrics:
@@ -56,7 +63,14 @@ class QueryMetrics:
         k.total_s += seconds
         k.latencies.append(seconds)
         if seconds >= self._slow_s:
-            log.warning("slow query %s: %.1f ms (%s)", kind, seconds * 1000, detail or "-")
+            k.slow += 1
+            now = self.timer()
+            if now - k.logged_at < SLOW_LOG_EVERY_S:
+                k.unlogged += 1
+                return
+            more = f"; {k.unlogged} more slow since the last line" if k.unlogged else ""
+            log.warning("slow query %s: %.1f ms (%s)%s", kind, seconds * 1000, detail or "-", more)
+            k.logged_at, k.unlogged = now, 0
 
     def error(self, kind: str, seconds: float) -> None:
         """One failed execution of ``kind``."""
@@ -74,6 +88,7 @@ class QueryMetrics:
             out[name] = {
                 "count": k.count,
                 "errors": k.errors,
+                "slow": k.slow,
                 "mean_ms": k.total_s / k.count * 1000 if k.count else 0.0,
                 "p50_ms": _percentile(ordered, 0.50) * 1000,
                 "p95_ms": _percentile(ordered, 0.95) * 1000,
