@@ -8,7 +8,10 @@ would hide a missing service and is a failure instead.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,5 +96,69 @@ def shared_exchange() -> Iterator[SandboxServer]:
     Tests that inject faults, spend budget or count requests exactly start their own.
     """
     server = SandboxServer(SandboxConfig(port=0)).start()
+    yield server
+    server.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisProcess:
+    """A redis-server of our own on a free loopback port, to stop and start again."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        exe = shutil.which("redis-server")
+        assert exe is not None
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
+                return
+            except OSError:
+                time.sleep(0.01)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisProcess]:
+    """A private redis-server (skipped when the binary is missing)."""
+    if shutil.which("redis-server") is None:
+        message = "needs the redis-server binary to start a private Redis"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message}; under CI=true a missing service fails the run", pytrace=False)
+        pytest.skip(message)
+    server = RedisProcess()
+    server.start()
     yield server
     server.stop()

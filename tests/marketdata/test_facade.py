@@ -6,6 +6,7 @@ import asyncio
 import random
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -329,3 +330,25 @@ async def test_batched_tickers_fall_back_one_by_one(
         stale = await md.tickers(["BTCUSDT", "ETHUSDT"])
     assert [a.value for a in stale] == [a.value for a in first]
     assert all(a.stale for a in stale)
+
+
+async def test_redis_killed_mid_run_and_back(
+    open_md: OpenMd, exchange: SandboxServer, own_redis: Any
+) -> None:
+    """Redis dying mid-run costs no answer; it is skipped, then used again when it is back."""
+    async with open_md(redis_url=own_redis.url, cache={"ticker_ttl_s": 0.05}) as md:
+        assert md.redis is not None
+        md.redis.retry_after_s = 0.2
+        await md.ticker("BTCUSDT")
+        own_redis.stop()
+        await asyncio.sleep(0.2)  # past fresh and past the stale-while-revalidate window
+        during = await md.ticker("BTCUSDT")
+        assert during.layer is Layer.UPSTREAM
+        assert not during.stale
+        assert md.stats()["redis"]["errors"] >= 1
+        own_redis.start()
+        await asyncio.sleep(0.3)
+        await md.ticker("ETHUSDT")
+        await asyncio.sleep(0.05)  # the Redis write is in the background
+        assert md.redis.available
+        assert await md.redis.get("t|ETHUSDT") is not None

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from mystic_trading.throttle import BucketSpec, RedisQuota
-
-from .conftest import RedisProcess
 
 SPEC = BucketSpec(rate=100.0, burst=10, window_s=10)
 
 
 @pytest.mark.redis
-async def test_fallback_and_return(
-    own_redis: RedisProcess, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_fallback_and_return(own_redis: Any, caplog: pytest.LogCaptureFixture) -> None:
     """Killed Redis: local budget of limit/expected_processes, logged; restarted: shared again."""
     quota = RedisQuota(own_redis.url, prefix="t", expected_processes=4, reconnect_s=0.0)
     assert (await quota.reserve("p", 1, SPEC, 0.0)).granted
@@ -37,7 +35,7 @@ async def test_fallback_and_return(
 
 
 @pytest.mark.redis
-async def test_ban_learnt_during_outage_reaches_redis(own_redis: RedisProcess) -> None:
+async def test_ban_learnt_during_outage_reaches_redis(own_redis: Any) -> None:
     """A ban kept locally while Redis was down is handed to Redis when it returns."""
     import time
 

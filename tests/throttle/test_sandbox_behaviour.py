@@ -25,8 +25,6 @@ from mystic_trading.throttle import (
     binance_weight,
 )
 
-from .conftest import RedisProcess
-
 UNLIMITED = ThrottleSettings(level="unlimited", safety_margin=0.1, max_retries=3)
 CALLS = [
     ("/api/v3/ping", {}),
@@ -219,9 +217,7 @@ async def test_queued_callers_get_banned_at_once(sandbox: SandboxServer) -> None
 
 
 @pytest.mark.redis
-async def test_redis_lost_and_regained_mid_run(
-    sandbox: SandboxServer, own_redis: RedisProcess
-) -> None:
+async def test_redis_lost_and_regained_mid_run(sandbox: SandboxServer, own_redis: Any) -> None:
     """Calls go on through a Redis outage (local share, said in stats), then back on Redis."""
     quota = RedisQuota(own_redis.url, prefix="t", expected_processes=2, reconnect_s=0.2)
     modes: set[str] = set()
