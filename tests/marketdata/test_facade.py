@@ -352,3 +352,20 @@ async def test_redis_killed_mid_run_and_back(
         await asyncio.sleep(0.05)  # the Redis write is in the background
         assert md.redis.available
         assert await md.redis.get("t|ETHUSDT") is not None
+
+
+async def test_overlapping_windows_at_once_fetch_each_gap_once(
+    md: MarketData, exchange: SandboxServer
+) -> None:
+    """Two overlapping windows asked together cost 3 pages, not 4: the later one waits for
+    the first and fetches only what is still missing."""
+    await md.exchange_info()
+    now = md.provider.now_ms()
+    s = Interval.M1.floor(now) - 20_000 * 60_000
+    before = requests_to(exchange, "klines")
+    a, b = await asyncio.gather(
+        md.candles("ETHUSDT", "1m", start=s, end=s + 1500 * 60_000),
+        md.candles("ETHUSDT", "1m", start=s + 500 * 60_000, end=s + 2000 * 60_000),
+    )
+    assert (len(a.value), len(b.value)) == (1500, 1500)
+    assert requests_to(exchange, "klines") - before == 3
