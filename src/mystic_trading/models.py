@@ -183,8 +183,6 @@ def to_ms(value: int | datetime | str) -> int:
     return int(value.timestamp() * 1000)
 
 
-# Binance's own pattern for a symbol parameter (errors.md -1100 example: '^[A-Z0-9-_.]{1,20}$').
-_EXCHANGE_SYMBOL = re.compile(r"^[A-Z0-9_.-]{1,20}$")
 _ASSET = re.compile(r"^[A-Z0-9]{1,12}$")
 
 # Quote assets tried, longest first, when a symbol arrives in the exchange's glued form
@@ -239,11 +237,6 @@ class Symbol:
 
     def __str__(self) -> str:
         return f"{self.base}/{self.quote}"
-
-
-def is_exchange_symbol(text: str) -> bool:
-    """True when ``text`` passes Binance's own symbol pattern."""
-    return bool(_EXCHANGE_SYMBOL.match(text))
 
 
 def parse_decimal(value: object, what: str) -> Decimal:

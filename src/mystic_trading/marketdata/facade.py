@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable
-from typing import Any, TypeVar
+from typing import Any
 
 from mystic_trading.config import CacheSettings, Settings
 from mystic_trading.errors import (
@@ -38,7 +38,6 @@ __all__ = ["MarketData"]
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 _MAX_DEPTH = 5000
 SNAPSHOT_EVERY_S = 5.0
 _TICKERS_PER_CALL = 20  # /ticker/24hr symbols=[...]: weight 2 up to 20 symbols

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -411,8 +411,3 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     except ValueError:
         return None
     return value if value >= 0 else None
-
-
-def resolver(symbols: Sequence[SymbolInfo]) -> dict[str, Symbol]:
-    """Exchange form to Symbol, for the parse functions' ``resolve`` argument."""
-    return {info.symbol.exchange: info.symbol for info in symbols}

@@ -36,6 +36,7 @@ from mystic_trading.store._target import Target
 __all__ = ["Database"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 Row = Sequence[Any]
 
 
@@ -85,26 +86,12 @@ class Database:
         detail: object = "",
     ) -> T | None:
         """One row through ``build``, or None; cached when ``tables`` are named."""
-        cache = self.cache
-        cached = bool(tables) and cache.enabled
-        if cached:
-            key = (sql, params)
-            hit = cache.get(key)
-            if hit is not MISS:
-                return hit  # type: ignore[no-any-return]
-            gens = cache.generations(tables)
-        metrics = self.metrics
-        t0 = metrics.timer()
-        try:
+
+        async def fetch() -> T | None:
             row = await self.reader.fetch_one(sql, params)
-        except BaseException:
-            metrics.error(kind, metrics.timer() - t0)
-            raise
-        result = None if row is None else build(row)
-        metrics.observe(kind, metrics.timer() - t0, detail)
-        if cached:
-            cache.put(key, result, tables, gens)
-        return result
+            return None if row is None else build(row)
+
+        return await self._read(kind, (sql, params), fetch, tables, detail)
 
     async def read_all(
         self,
@@ -118,10 +105,24 @@ class Database:
         large: bool = False,
     ) -> T:
         """All rows through ``build``; cached when ``tables`` are named."""
+
+        async def fetch() -> T:
+            return build(await self.reader.fetch_all(sql, params, large=large))
+
+        return await self._read(kind, (sql, params), fetch, tables, detail)
+
+    async def _read(
+        self,
+        kind: str,
+        key: tuple[str, tuple[Any, ...]],
+        fetch: Callable[[], Awaitable[R]],
+        tables: tuple[str, ...],
+        detail: object,
+    ) -> R:
+        """Through the query cache when ``tables`` are named; timed into the metrics."""
         cache = self.cache
         cached = bool(tables) and cache.enabled
         if cached:
-            key = (sql, params)
             hit = cache.get(key)
             if hit is not MISS:
                 return hit  # type: ignore[no-any-return]
@@ -129,11 +130,10 @@ class Database:
         metrics = self.metrics
         t0 = metrics.timer()
         try:
-            rows = await self.reader.fetch_all(sql, params, large=large)
+            result = await fetch()
         except BaseException:
             metrics.error(kind, metrics.timer() - t0)
             raise
-        result = build(rows)
         metrics.observe(kind, metrics.timer() - t0, detail)
         if cached:
             cache.put(key, result, tables, gens)
