@@ -78,7 +78,9 @@ class Quota(Protocol):
 class MemoryQuota:
     """The budget in this process only; ``clock`` meters, ``wall_ms`` dates bans."""
 
-    reserve_ahead_s = 0.0
+    # Grants up to 20 ms ahead, charged at their exact start (the caller sleeps until then):
+    # charged at the event loop's wake-up instead, the benchmark lost 3 % of the limit.
+    reserve_ahead_s = 0.02
 
     def __init__(
         self,

@@ -13,8 +13,10 @@ a retry budget)::
 
 Admission: a request takes its weight from the :class:`Quota` at the current adaptive rate
 (never above the level's ceiling, never above the exchange's safe rate) or waits in the
-:class:`WaitQueue`. One dispatcher task serves the queue in order, sleeping exactly until the
-head's weight is free; with nobody queued a caller is admitted on the spot (the fast path).
+:class:`WaitQueue`. One dispatcher task serves the queue in order, sleeping until the head's
+weight is nearly free; with nobody queued a caller is admitted on the spot (the fast path).
+A grant may come up to the quota's ``reserve_ahead_s`` early: it is charged at its exact
+start and the caller sleeps until then, so event-loop latency never wastes budget.
 A 429 pauses the whole budget for its Retry-After (every caller, every process sharing the
 quota); a 418 bans the provider until its end (kept in the :class:`ControlStateStore`, so a
 restarted process sends nothing), and every caller gets :class:`Banned` at once.
@@ -289,22 +291,32 @@ class Throttler:
             await self.start()
         self._check_ban(slot.endpoint)
         entered = self.clock()
-        delay = -1.0
-        if not self._queue and not self._reserving and entered >= self._paused_until:
-            grant = await self._quota.reserve(
-                self.provider, slot.weight, self._spec(entered), self._quota.reserve_ahead_s
-            )
-            if grant.banned_until_ms is not None:
-                self._note_ban(grant.banned_until_ms)
-                self._check_ban(slot.endpoint)
-            if grant.granted:
-                delay = grant.delay_s
-        if delay < 0:
-            waiter = self._queue.push(slot.endpoint, slot.weight, slot.priority, slot.deadline)
-            self._ensure_dispatcher()
-            delay = await waiter.future
-        if delay > 0:
+        while True:
+            delay = -1.0
+            if not self._queue and not self._reserving and self.clock() >= self._paused_until:
+                grant = await self._quota.reserve(
+                    self.provider,
+                    slot.weight,
+                    self._spec(self.clock()),
+                    self._quota.reserve_ahead_s,
+                )
+                if grant.banned_until_ms is not None:
+                    self._note_ban(grant.banned_until_ms)
+                    self._check_ban(slot.endpoint)
+                if grant.granted:
+                    delay = grant.delay_s
+            if delay < 0:
+                waiter = self._queue.push(slot.endpoint, slot.weight, slot.priority, slot.deadline)
+                self._ensure_dispatcher()
+                delay = await waiter.future
+            if delay <= 0:
+                break
+            # Granted ahead of time (the weight is counted at its exact start, so a late
+            # wake-up loses no budget): a 429 or 418 that arrives meanwhile still stops it.
             await asyncio.sleep(delay)
+            self._check_ban(slot.endpoint)
+            if self.clock() >= self._paused_until:
+                break
         slot.sent_at = self.clock()
         slot.sent_wall_ms = self.wall_ms()
         slot.waited_s = slot.sent_at - entered
@@ -362,7 +374,7 @@ class Throttler:
             elif grant.granted:
                 self._queue.admit(waiter, grant.delay_s)
             else:
-                await self._nap(grant.delay_s)
+                await self._nap(grant.delay_s - self._quota.reserve_ahead_s / 2)
 
     # -- outcomes ---------------------------------------------------------------------------
 
