@@ -120,6 +120,20 @@ async def test_a_range_fetches_only_its_gaps_in_pages(
     assert requests_to(exchange, "klines") - before == 5  # 500 before, 100 after
 
 
+async def test_a_cold_range_is_answered_from_what_was_fetched(md: MarketData) -> None:
+    """A range fetched whole is served from the fetched pages, not read back from the store,
+    and is the same as what the store then holds."""
+    now = md.provider.now_ms()
+    start = Interval.M1.floor(now) - 5_000 * 60_000
+    end = start + 1_440 * 60_000
+    reads = md.store.metrics.snapshot().get("candles.range", {}).get("count", 0)
+    answer = await md.candles("ETHUSDT", "1m", start=start, end=end)
+    assert md.store.metrics.snapshot().get("candles.range", {}).get("count", 0) == reads
+    stored = await md.store.candles.range("binance", "ETH/USDT", "1m", start, end)
+    assert answer.value == list(stored)
+    assert len(answer.value) == 1_440
+
+
 async def test_open_candle_is_served_but_never_stored(
     md: MarketData, exchange: SandboxServer
 ) -> None:

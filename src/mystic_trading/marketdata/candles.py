@@ -104,13 +104,21 @@ class CandleFiller:
                 return_exceptions=True,
             )
         self.pages_fetched += len(todo)
+        fetched: list[Candle] = []
         open_candles: list[Candle] = []
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-            open_candles.extend(result)
+            fetched.extend(result[0])
+            open_candles.extend(result[1])
         closed: list[Candle] = []
-        if window.start < closed_end:
+        if gaps == [(window.start, closed_end)]:
+            # All of it was fetched just now (and stored): no need to read it back.
+            closed = sorted(
+                (c for c in fetched if window.start <= c.open_time < closed_end),
+                key=_open_time,
+            )
+        elif window.start < closed_end:
             closed = list(
                 await self.store.candles.range(
                     self.provider.name, sym, iv, window.start, closed_end
@@ -128,22 +136,29 @@ class CandleFiller:
         end: int,
         closed_end: int,
         priority: Priority,
-    ) -> list[Candle]:
-        """Fetch one page, store its closed candles with their coverage; return the open ones."""
+    ) -> tuple[list[Candle], list[Candle]]:
+        """Fetch one page, store its closed candles with their coverage; return the closed
+        candles stored and the open ones."""
         candles = await self.provider.klines(symbol, interval, start, end, priority=priority)
         still_open = [c for c in candles if not c.closed]
         cover_end = min(end, closed_end)
         if still_open:
             # The exchange's clock says this candle is not final yet: cover only up to it.
             cover_end = min(cover_end, still_open[0].open_time)
+        stored: list[Candle] = []
         if start < cover_end:
+            stored = [c for c in candles if c.closed and c.open_time < cover_end]
             await self.store.candles.save_range(
                 self.provider.name,
                 symbol,
                 interval,
                 start,
                 cover_end,
-                [c for c in candles if c.closed and c.open_time < cover_end],
+                stored,
                 fetched_at=self.provider.now_ms(),
             )
-        return still_open
+        return stored, still_open
+
+
+def _open_time(candle: Candle) -> int:
+    return candle.open_time
