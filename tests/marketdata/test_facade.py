@@ -129,9 +129,27 @@ async def test_a_cold_range_is_answered_from_what_was_fetched(md: MarketData) ->
     reads = md.store.metrics.snapshot().get("candles.range", {}).get("count", 0)
     answer = await md.candles("ETHUSDT", "1m", start=start, end=end)
     assert md.store.metrics.snapshot().get("candles.range", {}).get("count", 0) == reads
+    await md.flush()  # written in the background
     stored = await md.store.candles.range("binance", "ETH/USDT", "1m", start, end)
     assert answer.value == list(stored)
     assert len(answer.value) == 1_440
+
+
+async def test_a_range_still_being_written_is_not_fetched_again(
+    md: MarketData, exchange: SandboxServer
+) -> None:
+    """A wider request that arrives while a fetched range is still being written waits for
+    the write and fetches only what lies outside it."""
+    now = md.provider.now_ms()
+    start = Interval.M1.floor(now) - 8_000 * 60_000
+    before = requests_to(exchange, "klines")
+    await md.candles("ADAUSDT", "1m", start=start, end=start + 2_000 * 60_000)
+    assert requests_to(exchange, "klines") - before == 2
+    # No flush: the write of those two pages may still be running.
+    wider = await md.candles("ADAUSDT", "1m", start=start, end=start + 2_300 * 60_000)
+    assert len(wider.value) == 2_300
+    assert requests_to(exchange, "klines") - before == 3
+    assert [c.open_time for c in wider.value] == [start + i * 60_000 for i in range(2_300)]
 
 
 async def test_open_candle_is_served_but_never_stored(
@@ -140,6 +158,7 @@ async def test_open_candle_is_served_but_never_stored(
     """The last candle of a window reaching now is open, and the store holds none open."""
     answer = await md.candles("BTCUSDT", "1m", limit=10)
     assert [c.closed for c in answer.value] == [True] * 9 + [False]
+    await md.flush()
     stored = await md.store.candles.range(
         "binance", "BTC/USDT", "1m", answer.value[0].open_time, answer.value[-1].close_time + 1
     )

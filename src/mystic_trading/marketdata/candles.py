@@ -17,8 +17,9 @@ per-series lock did: 20 s medians under load in bench/marketdata.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from mystic_trading.marketdata.window import Window
 from mystic_trading.models import Candle, Interval, Symbol
@@ -27,6 +28,8 @@ from mystic_trading.store import Store
 from mystic_trading.throttle import Priority
 
 __all__ = ["CandleFiller", "pages"]
+
+log = logging.getLogger("mystic_trading.marketdata")
 
 Range = tuple[int, int]
 
@@ -50,38 +53,58 @@ class CandleFiller:
         self.provider = provider
         self.store = store
         self.pages_fetched = 0
-        self._busy: dict[tuple[str, Interval], list[tuple[int, int, asyncio.Event]]] = {}
+        self._busy: dict[tuple[str, Interval], list[_Claim]] = {}
+        self._saving: set[asyncio.Task[None]] = set()
 
-    @contextlib.asynccontextmanager
-    async def _claim(self, window: Window) -> AsyncIterator[None]:
+    async def flush(self) -> None:
+        """Wait for the pages still being written to the store."""
+        if self._saving:
+            await asyncio.gather(*self._saving, return_exceptions=True)
+
+    async def _claim(self, window: Window) -> _Claim:
         """Hold [start, end) of the window's series; wait out in-flight fills it overlaps."""
         key = (window.symbol.exchange, window.interval)
         start, end = window.start, window.end
         while True:
             busy = self._busy.setdefault(key, [])
-            overlapping = [ev for s, e, ev in busy if s < end and start < e]
+            overlapping = [c.done for c in busy if c.start < end and start < c.end]
             if not overlapping:
                 break
             await asyncio.gather(*(ev.wait() for ev in overlapping))
-        mine = (start, end, asyncio.Event())
-        busy.append(mine)
-        try:
-            yield
-        finally:
-            busy.remove(mine)
-            mine[2].set()
-            if not busy:
-                del self._busy[key]
+        claim = _Claim(key, start, end, asyncio.Event())
+        busy.append(claim)
+        return claim
+
+    def _release(self, claim: _Claim) -> None:
+        busy = self._busy[claim.key]
+        busy.remove(claim)
+        claim.done.set()
+        if not busy:
+            del self._busy[claim.key]
 
     async def fill(
-        self, window: Window, now: int, priority: Priority = Priority.INTERACTIVE
+        self,
+        window: Window,
+        now: int,
+        priority: Priority = Priority.INTERACTIVE,
+        *,
+        wait_for_store: bool = False,
     ) -> tuple[list[Candle], int]:
-        """The candles of ``window`` and how many upstream pages it took."""
+        """The candles of ``window`` and how many upstream pages it took.
+
+        A window fetched whole is answered as soon as its pages arrive; their write to the
+        store goes on in the background (``wait_for_store`` waits for it, as a backfill
+        does), and the window stays claimed until it is written, so an overlapping request
+        finds it covered instead of fetching it again. In bench/marketdata.py answers waited
+        for a queue of writes: 4 s medians under load.
+        """
         iv, sym = window.interval, window.symbol
         open_start = iv.floor(now)
         closed_end = min(window.end, open_start)
         want_open = window.end > open_start
-        async with self._claim(window):
+        claim = await self._claim(window)
+        deferred = False
+        try:
             gaps: list[Range] = []
             if window.start < closed_end:
                 gaps = await self.store.candles.gaps(
@@ -103,30 +126,64 @@ class CandleFiller:
                 *(self._page(sym, iv, s, e, closed_end, priority) for s, e in todo),
                 return_exceptions=True,
             )
-        self.pages_fetched += len(todo)
-        fetched: list[Candle] = []
-        open_candles: list[Candle] = []
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-            fetched.extend(result[0])
-            open_candles.extend(result[1])
-        closed: list[Candle] = []
-        if gaps == [(window.start, closed_end)]:
-            # All of it was fetched just now (and stored): no need to read it back.
-            closed = sorted(
-                (c for c in fetched if window.start <= c.open_time < closed_end),
-                key=_open_time,
-            )
-        elif window.start < closed_end:
-            closed = list(
-                await self.store.candles.range(
-                    self.provider.name, sym, iv, window.start, closed_end
+            self.pages_fetched += len(todo)
+            fetched: list[Candle] = []
+            open_candles: list[Candle] = []
+            saves: list[_Save] = []
+            failure: BaseException | None = None
+            for result in results:
+                if isinstance(result, BaseException):
+                    failure = failure or result
+                    continue
+                fetched.extend(result[0])
+                open_candles.extend(result[1])
+                if result[2] is not None:
+                    saves.append(result[2])
+            whole = gaps == [(window.start, closed_end)]
+            if saves and whole and failure is None and not wait_for_store:
+                task = asyncio.ensure_future(self._save_all(saves, claim))
+                self._saving.add(task)
+                task.add_done_callback(self._saving.discard)
+                deferred = True
+            else:
+                for save in saves:  # pages that arrived are kept even if another failed
+                    await self._save(save)
+            if failure is not None:
+                raise failure
+            closed: list[Candle] = []
+            if whole:
+                # All of it was fetched just now: no need to read it back from the store.
+                closed = sorted(
+                    (c for c in fetched if window.start <= c.open_time < closed_end),
+                    key=_open_time,
                 )
-            )
+            elif window.start < closed_end:
+                closed = list(
+                    await self.store.candles.range(
+                        self.provider.name, sym, iv, window.start, closed_end
+                    )
+                )
+        finally:
+            if not deferred:
+                self._release(claim)
         if want_open:
             closed.extend(c for c in open_candles if open_start <= c.open_time < window.end)
         return closed, len(todo)
+
+    async def _save(self, save: _Save) -> None:
+        symbol, interval, start, end, candles, fetched_at = save
+        await self.store.candles.save_range(
+            self.provider.name, symbol, interval, start, end, candles, fetched_at=fetched_at
+        )
+
+    async def _save_all(self, saves: list[_Save], claim: _Claim) -> None:
+        try:
+            for save in saves:
+                await self._save(save)
+        except Exception as exc:  # the range stays uncovered: fetched again next time
+            log.warning("could not store fetched candles (%r); they will be fetched again", exc)
+        finally:
+            self._release(claim)
 
     async def _page(
         self,
@@ -136,28 +193,31 @@ class CandleFiller:
         end: int,
         closed_end: int,
         priority: Priority,
-    ) -> tuple[list[Candle], list[Candle]]:
-        """Fetch one page, store its closed candles with their coverage; return the closed
-        candles stored and the open ones."""
+    ) -> tuple[list[Candle], list[Candle], _Save | None]:
+        """Fetch one page: its closed candles, its open ones, and the write that stores the
+        closed ones with their coverage (None when it covers nothing)."""
         candles = await self.provider.klines(symbol, interval, start, end, priority=priority)
         still_open = [c for c in candles if not c.closed]
         cover_end = min(end, closed_end)
         if still_open:
             # The exchange's clock says this candle is not final yet: cover only up to it.
             cover_end = min(cover_end, still_open[0].open_time)
-        stored: list[Candle] = []
-        if start < cover_end:
-            stored = [c for c in candles if c.closed and c.open_time < cover_end]
-            await self.store.candles.save_range(
-                self.provider.name,
-                symbol,
-                interval,
-                start,
-                cover_end,
-                stored,
-                fetched_at=self.provider.now_ms(),
-            )
-        return stored, still_open
+        if start >= cover_end:
+            return [], still_open, None
+        stored = [c for c in candles if c.closed and c.open_time < cover_end]
+        save = (symbol, interval, start, cover_end, stored, self.provider.now_ms())
+        return stored, still_open, save
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    key: tuple[str, Interval]
+    start: int
+    end: int
+    done: asyncio.Event
+
+
+_Save = tuple[Symbol, Interval, int, int, list[Candle], int]
 
 
 def _open_time(candle: Candle) -> int:

@@ -87,8 +87,15 @@ class MarketData:
             yield md
 
     async def aclose(self) -> None:
-        """Finish background refreshes; the layers themselves belong to whoever opened them."""
+        """Finish background refreshes and candle writes; the layers themselves belong to
+        whoever opened them."""
         await self.layers.aclose()
+        await self.filler.flush()
+
+    async def flush(self) -> None:
+        """Wait until every candle already answered is written to the store (a window
+        fetched whole is answered first and written in the background)."""
+        await self.filler.flush()
 
     # -- symbols ----------------------------------------------------------------------------
 
@@ -311,7 +318,7 @@ class MarketData:
         while t < closed_end:
             chunk_end = min(closed_end, iv.shift(t, step))
             chunk = Window(sym, iv, t, chunk_end)
-            _, pages = await self.filler.fill(chunk, now, Priority.BACKGROUND)
+            _, pages = await self.filler.fill(chunk, now, Priority.BACKGROUND, wait_for_store=True)
             fetched += pages
             done += chunk.count
             if progress is not None:
