@@ -4,7 +4,7 @@ Anchors, measured in the same run on the same table with the same SQL:
 
 - SQLite: stdlib ``sqlite3`` (one connection, statements cached by the module), returning
   raw row tuples; and the same plus building the same ``Candle`` objects by hand
-  (``Decimal(str)`` and ``Candle.make``, the fastest way we know: ``*_same_output``), to show
+  (``Decimal(str)`` and ``Candle``, the fastest way we know: ``*_same_output``), to show
   what Mystic adds beyond that work.
 - PostgreSQL: raw asyncpg (one connection, a prepared statement), returning Records; NUMERIC
   is decoded to ``Decimal`` by asyncpg for both sides.
@@ -95,7 +95,7 @@ def candles_from_rows(rows: list[tuple[Any, ...]]) -> list[Candle]:
 def build_same(rows: list[Any]) -> list[Candle]:
     """What a hand-written reader does to turn SQLite rows into the same Candles."""
     d = Decimal
-    make = Candle.make
+    make = Candle
     return [
         make(SYMBOL, IV, r[0], d(r[1]), d(r[2]), d(r[3]), d(r[4]), d(r[5]), r[6], d(r[7]),
              r[8], d(r[9]), d(r[10]), bool(r[11]))
@@ -105,7 +105,7 @@ def build_same(rows: list[Any]) -> list[Candle]:
 
 def build_same_native(rows: list[Any]) -> list[Candle]:
     """The same from asyncpg Records, whose decimals are decoded already."""
-    make = Candle.make
+    make = Candle
     return [make(SYMBOL, IV, *r) for r in rows]
 
 
@@ -205,7 +205,7 @@ async def bench_sqlite(rows: int, points: int, ranges: int, upserts: int) -> dic
 
 
 def _fields(c: Candle) -> tuple[Any, ...]:
-    return tuple(getattr(c, name) for name in Candle.__dataclass_fields__)
+    return tuple(getattr(c, name) for name in Candle.__struct_fields__)
 
 
 def _figures(prefix: str, med: dict[str, float]) -> dict[str, float]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+from msgspec.structs import replace
 
 from mystic_trading.errors import InvalidInterval, InvalidRange, StoreError
 from mystic_trading.models import Interval

@@ -4,8 +4,7 @@ SQLite hands decimals back as the exact strings stored (TEXT); PostgreSQL's NUME
 as ``Decimal`` already (asyncpg decodes it in C). So a candle row has one decoder per backend
 (:func:`candle_from_text`, :func:`candle_from_native`), and the other builders take the
 decimal decoder of their backend, so PostgreSQL values are not converted twice. Symbol and
-interval come from the query, not from each row. Candles are built with ``Candle.make``,
-which skips the frozen dataclass ``__init__``'s per-field ``object.__setattr__``; range reads
+interval come from the query, not from each row. Candles are built positionally; range reads
 call the decoder lazily, one row at a time (see ``_range``).
 """
 
@@ -81,7 +80,7 @@ def candle_from_native(symbol: Symbol, interval: Interval, r: Sequence[Any]) -> 
     return _make(symbol, interval, *r)
 
 
-_make = Candle.make
+_make = Candle
 
 
 def ticker_params(provider: str, t: Ticker, fetched_at: int, enc: Encode) -> tuple[Any, ...]:
