@@ -18,6 +18,7 @@ from mystic_trading.errors import (
     UnknownSymbol,
     UpstreamError,
 )
+from mystic_trading.marketdata import candles as candles_module
 from mystic_trading.marketdata.answer import Layer
 from mystic_trading.marketdata.facade import MarketData
 from mystic_trading.models import Interval, Symbol
@@ -402,3 +403,23 @@ async def test_overlapping_windows_at_once_fetch_each_gap_once(
     )
     assert (len(a.value), len(b.value)) == (1500, 1500)
     assert requests_to(exchange, "klines") - before == 3
+
+
+async def test_writes_are_inline_once_too_many_are_pending(
+    md: MarketData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With MAX_PENDING_WRITES windows already being written, a fill writes its own pages
+    before it answers: the store holds them the moment the answer arrives."""
+    monkeypatch.setattr(candles_module, "MAX_PENDING_WRITES", 0)
+    now = md.provider.now_ms()
+    start = Interval.M1.floor(now) - 3_000 * 60_000
+    answer = await md.candles("DOGEUSDT", "1m", start=start, end=start + 1_500 * 60_000)
+    assert not md.filler._saving  # nothing left to the background
+    stored = await md.store.candles.range(
+        "binance", "DOGE/USDT", "1m", start, start + 1_500 * 60_000
+    )
+    assert list(stored) == answer.value
+    assert (
+        await md.store.candles.gaps("binance", "DOGE/USDT", "1m", start, start + 1_500 * 60_000)
+        == []
+    )

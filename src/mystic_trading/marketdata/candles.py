@@ -33,6 +33,11 @@ log = logging.getLogger("mystic_trading.marketdata")
 
 Range = tuple[int, int]
 
+# Windows whose pages may be written in the background at once; beyond it a fill writes its
+# own pages before it answers, so a store slower than the exchange slows the callers down
+# instead of letting fetched candles pile up in memory.
+MAX_PENDING_WRITES = 64
+
 
 def pages(interval: Interval, gaps: Sequence[Range], size: int) -> list[Range]:
     """Split gaps into windows of at most ``size`` candles each."""
@@ -92,11 +97,12 @@ class CandleFiller:
     ) -> tuple[list[Candle], int]:
         """The candles of ``window`` and how many upstream pages it took.
 
-        A window fetched whole is answered as soon as its pages arrive; their write to the
-        store goes on in the background (``wait_for_store`` waits for it, as a backfill
-        does), and the window stays claimed until it is written, so an overlapping request
-        finds it covered instead of fetching it again. In bench/marketdata.py answers waited
-        for a queue of writes: 4 s medians under load.
+        The answer is the covered part read from the store plus the gaps' pages as they
+        arrived; the pages' write to the store goes on in the background (``wait_for_store``
+        waits for it, as a backfill does, and so does every fill while ``MAX_PENDING_WRITES``
+        windows are already being written). The window stays claimed until it is written, so
+        an overlapping request finds it covered instead of fetching it again. Answers that
+        waited for the store's one write queue took 4 s medians in bench/marketdata.py.
         """
         iv, sym = window.interval, window.symbol
         open_start = iv.floor(now)
@@ -139,8 +145,12 @@ class CandleFiller:
                 open_candles.extend(result[1])
                 if result[2] is not None:
                     saves.append(result[2])
-            whole = gaps == [(window.start, closed_end)]
-            if saves and whole and failure is None and not wait_for_store:
+            if (
+                saves
+                and failure is None
+                and not wait_for_store
+                and len(self._saving) < MAX_PENDING_WRITES
+            ):
                 task = asyncio.ensure_future(self._save_all(saves, claim))
                 self._saving.add(task)
                 task.add_done_callback(self._saving.discard)
@@ -150,19 +160,20 @@ class CandleFiller:
                     await self._save(save)
             if failure is not None:
                 raise failure
-            closed: list[Candle] = []
-            if whole:
-                # All of it was fetched just now: no need to read it back from the store.
-                closed = sorted(
-                    (c for c in fetched if window.start <= c.open_time < closed_end),
-                    key=_open_time,
-                )
-            elif window.start < closed_end:
-                closed = list(
-                    await self.store.candles.range(
+            closed = [c for c in fetched if window.start <= c.open_time < closed_end]
+            if window.start < closed_end and gaps != [(window.start, closed_end)]:
+                # The part already covered comes from the store; the gaps from the pages just
+                # fetched (disjoint from it, but a fetched candle wins if a direct upsert left
+                # one in a gap).
+                merged = {
+                    c.open_time: c
+                    for c in await self.store.candles.range(
                         self.provider.name, sym, iv, window.start, closed_end
                     )
-                )
+                }
+                merged.update((c.open_time, c) for c in closed)
+                closed = list(merged.values())
+            closed.sort(key=_open_time)
         finally:
             if not deferred:
                 self._release(claim)
