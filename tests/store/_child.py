@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -47,7 +48,10 @@ async def big_batch(url: str, count: int) -> None:
         print("done", flush=True)
 
 
-async def migrate(url: str) -> None:
+async def migrate(url: str, start_at: float = 0.0) -> None:
+    await asyncio.sleep(max(0.0, start_at - time.time() - 0.05))
+    while time.time() < start_at:  # processes started apart begin together, to the microsecond
+        pass
     status = await upgrade(StoreSettings(url=url))
     print(status.current, flush=True)
 
@@ -59,7 +63,7 @@ def main() -> None:
     elif job == "big_batch":
         asyncio.run(big_batch(url, int(args[0])))
     elif job == "migrate":
-        asyncio.run(migrate(url))
+        asyncio.run(migrate(url, *(float(a) for a in args)))
     else:
         raise SystemExit(f"unknown job {job}")
 

@@ -19,6 +19,7 @@ isolation / Savepoints / Transactional DDL" for pysqlite and aiosqlite).
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -49,6 +50,28 @@ def sqlite_pragmas(settings: StoreSettings, *, busy_timeout_ms: int | None = Non
         f"PRAGMA cache_size = -{int(settings.sqlite_cache_size_kib)}",
         f"PRAGMA mmap_size = {int(settings.sqlite_mmap_size_mib) * 1024 * 1024}",
     ]
+
+
+def _set_wal(cursor: Any, pragma: str, timeout_s: float) -> None:
+    """Switch to WAL, retrying SQLITE_BUSY until ``timeout_s``.
+
+    On a new (rollback-journal) file, two connections switching at once hold SHARED and both
+    want EXCLUSIVE: SQLite answers one "database is locked" at once, without the busy handler
+    (deadlock avoidance), so busy_timeout does not cover it. WAL is persistent: once set,
+    the read below returns "wal" and nothing is written.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute(pragma)
+            return
+        except Exception as exc:  # the adapted driver's OperationalError
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +128,10 @@ class EnginePool:
             cursor = dbapi_connection.cursor()
             try:
                 for pragma in pragmas:
-                    cursor.execute(pragma)
+                    if "journal_mode" in pragma:
+                        _set_wal(cursor, pragma, self._settings.busy_timeout_ms / 1000)
+                    else:
+                        cursor.execute(pragma)
             finally:
                 cursor.close()
 
