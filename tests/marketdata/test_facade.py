@@ -405,21 +405,29 @@ async def test_overlapping_windows_at_once_fetch_each_gap_once(
     assert requests_to(exchange, "klines") - before == 3
 
 
-async def test_writes_are_inline_once_too_many_are_pending(
+async def test_a_full_write_queue_makes_fills_wait_and_loses_nothing(
     md: MarketData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With MAX_PENDING_WRITES windows already being written, a fill writes its own pages
-    before it answers: the store holds them the moment the answer arrives."""
-    monkeypatch.setattr(candles_module, "MAX_PENDING_WRITES", 0)
+    """With room for one candle in the write-behind queue, concurrent cold fills wait their
+    turn: every answer is complete, the queue never holds more than one window, and all of it
+    ends up in the store."""
+    monkeypatch.setattr(candles_module, "MAX_PENDING_ROWS", 1)
+    seen: list[int] = []
+    real_write_behind = md.filler._write_behind
+
+    def watch(*args: Any) -> None:
+        real_write_behind(*args)
+        seen.append(md.filler.pending_rows)
+
+    monkeypatch.setattr(md.filler, "_write_behind", watch)
     now = md.provider.now_ms()
     start = Interval.M1.floor(now) - 3_000 * 60_000
-    answer = await md.candles("DOGEUSDT", "1m", start=start, end=start + 1_500 * 60_000)
-    assert not md.filler._saving  # nothing left to the background
-    stored = await md.store.candles.range(
-        "binance", "DOGE/USDT", "1m", start, start + 1_500 * 60_000
-    )
-    assert list(stored) == answer.value
-    assert (
-        await md.store.candles.gaps("binance", "DOGE/USDT", "1m", start, start + 1_500 * 60_000)
-        == []
-    )
+    end = start + 1_500 * 60_000
+    names = ["DOGEUSDT", "DOTUSDT", "LINKUSDT", "ETCUSDT"]
+    answers = await asyncio.gather(*(md.candles(n, "1m", start=start, end=end) for n in names))
+    assert [len(a.value) for a in answers] == [1_500] * 4
+    assert seen == [1_500] * 4  # one window (two pages) per request, one at a time
+    await md.flush()
+    for name, answer in zip(names, answers, strict=True):
+        stored = await md.store.candles.range("binance", name, "1m", start, end)
+        assert list(stored) == answer.value

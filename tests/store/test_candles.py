@@ -9,7 +9,7 @@ from msgspec.structs import replace
 
 from mystic_trading.errors import InvalidInterval, InvalidRange, StoreError
 from mystic_trading.models import Interval
-from mystic_trading.store import Store
+from mystic_trading.store import RangeWrite, Store
 
 from .conftest import BTC, MIN, candle
 
@@ -135,3 +135,29 @@ async def test_large_range_is_read_whole(store: Store) -> None:
     await store.candles.upsert(P, [candle(t * MIN) for t in range(n)])
     got = await store.candles.range(P, BTC, "1m", 0, n * MIN)
     assert len(got) == n and got[-1].open_time == (n - 1) * MIN
+
+
+async def test_save_ranges_stores_many_series_in_one_transaction(store: Store) -> None:
+    """Ranges of several series go in together, each covered, and a batch that fails stores
+    none of them (an invalid interval in the last write)."""
+    eth = "ETH/USDT"
+    await store.candles.save_ranges(
+        P,
+        [
+            RangeWrite(BTC, "1m", 0, 3 * MIN, [candle(0), candle(MIN), candle(2 * MIN)]),
+            RangeWrite(eth, "1m", 10 * MIN, 20 * MIN, [], fetched_at=5),  # known empty
+        ],
+    )
+    assert len(await store.candles.range(P, BTC, "1m", 0, 3 * MIN)) == 3
+    assert await store.candles.gaps(P, BTC, "1m", 0, 3 * MIN) == []
+    assert await store.candles.gaps(P, eth, "1m", 10 * MIN, 20 * MIN) == []
+    with pytest.raises(InvalidInterval):
+        await store.candles.save_ranges(
+            P,
+            [
+                RangeWrite(BTC, "1m", 3 * MIN, 4 * MIN, [candle(3 * MIN)]),
+                RangeWrite(BTC, "7m", 0, MIN, []),
+            ],
+        )
+    assert len(await store.candles.range(P, BTC, "1m", 0, 4 * MIN)) == 3
+    assert await store.candles.gaps(P, BTC, "1m", 0, 4 * MIN) == [(3 * MIN, 4 * MIN)]

@@ -11,7 +11,8 @@ def test_exports_are_the_public_api() -> None:
     assert set(store.__all__) == {
         "Alert", "AlertRepository", "Ban", "CandleRange", "CandleRepository", "ControlChange",
         "ControlRepository", "ControlState", "MigrationStatus", "PoolStats", "QueryCache",
-        "QueryMetrics", "Severity", "SnapshotRepository", "Store", "Stored", "head_revision",
+        "QueryMetrics", "RangeWrite", "Severity", "SnapshotRepository", "Store", "Stored",
+        "head_revision",
         "migration_status", "open_store", "upgrade",
     }  # fmt: skip
     for name in store.__all__:

@@ -18,7 +18,7 @@ SQLAlchemy engine (see ``_readers`` for why).
 
 from mystic_trading.store._alerts import AlertRepository
 from mystic_trading.store._cache import QueryCache
-from mystic_trading.store._candles import CandleRepository
+from mystic_trading.store._candles import CandleRepository, RangeWrite
 from mystic_trading.store._control import ControlRepository
 from mystic_trading.store._engine import PoolStats
 from mystic_trading.store._metrics import QueryMetrics
@@ -46,6 +46,7 @@ __all__ = [
     "PoolStats",
     "QueryCache",
     "QueryMetrics",
+    "RangeWrite",
     "Severity",
     "SnapshotRepository",
     "Store",

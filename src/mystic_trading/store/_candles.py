@@ -10,7 +10,7 @@ intervals and an end before its start are refused before any SQL runs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,6 +27,17 @@ __all__ = ["CandleRepository"]
 Range = tuple[int, int]
 CANDLES = ("candles",)
 COVERAGE = ("coverage",)
+
+
+class RangeWrite(NamedTuple):
+    """One range for ``save_ranges``: its candles, and [start, end) to mark covered."""
+
+    symbol: Symbol | str
+    interval: Interval | str
+    start: int
+    end: int
+    candles: Sequence[Candle]
+    fetched_at: int | None = None
 
 
 class CandleRepository:
@@ -184,23 +195,42 @@ class CandleRepository:
 
         Only a range whose candles are all closed (or known absent) should be marked.
         """
-        sym = Symbol.parse(symbol)
-        iv = Interval.parse(interval)
-        lo, hi = aligned(iv, start, end)
-        db = self._db
-        params = candle_params(
-            provider, candles, db.now_ms() if fetched_at is None else fetched_at, db.enc
+        await self.save_ranges(
+            provider, [RangeWrite(symbol, interval, start, end, candles, fetched_at)]
         )
-        series = (provider, str(sym), iv.value)
+
+    async def save_ranges(self, provider: str, writes: Sequence[RangeWrite]) -> None:
+        """``save_range`` for many ranges, of any series, in one transaction: one commit and
+        one statement for all their candles instead of one each (a write-behind queue
+        drains this way). All of it is stored, or none."""
+        if not writes:
+            return
+        db = self._db
+        now = db.now_ms()
+        params: list[tuple[Any, ...]] = []
+        merges: list[tuple[tuple[str, str, str], Range]] = []
+        for w in writes:
+            sym = Symbol.parse(w.symbol)
+            iv = Interval.parse(w.interval)
+            lo, hi = aligned(iv, w.start, w.end)
+            at = now if w.fetched_at is None else w.fetched_at
+            params.extend(candle_params(provider, w.candles, at, db.enc))
+            if lo < hi:
+                merges.append(((provider, str(sym), iv.value), (lo, hi)))
+        # Series in one order, so two processes' batches take PostgreSQL's per-series
+        # locks in the same order and never deadlock.
+        merges.sort()
 
         async def work(conn: AsyncConnection) -> None:
             if params:
                 await conn.exec_driver_sql(self._upsert, params)
-            if lo < hi:
-                await self._merge(conn, series, (lo, hi))
+            for series, new in merges:
+                await self._merge(conn, series, new)
 
         tables = ("candles", "coverage") if params else COVERAGE
-        await db.write("coverage.save", work, tables=tables, detail=(*series, len(params)))
+        first = merges[0][0] if merges else (provider,)
+        detail = (*first, len(params)) if len(writes) == 1 else (provider, len(writes), len(params))
+        await db.write("coverage.save", work, tables=tables, detail=detail)
 
     async def _merge(self, conn: AsyncConnection, series: tuple[str, str, str], new: Range) -> None:
         if self._lock:
