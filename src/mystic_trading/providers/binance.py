@@ -18,6 +18,7 @@ import httpx
 
 from mystic_trading.errors import MalformedPayload, UpstreamUnavailable
 from mystic_trading.models import Candle, Interval, OrderBook, Symbol, Ticker
+from mystic_trading.providers._http import pooled_transport
 from mystic_trading.providers.binance_parse import (
     PROVIDER,
     ExchangeInfo,
@@ -65,7 +66,7 @@ class BinanceProvider:
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
             headers={"Accept": "application/json", "User-Agent": "mystic-trading"},
-            transport=transport,
+            transport=transport or pooled_transport(max_connections),
         )
         self._clock_offset_ms = 0
         self.calls = 0

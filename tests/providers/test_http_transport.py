@@ -1,0 +1,95 @@
+"""The provider's HTTP transport names connection failures as httpx does, over real sockets
+on 127.0.0.1: refused and dropped connections are transport errors, not timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from mystic_trading.providers._http import pooled_transport
+from mystic_trading.throttle._slot import classify_exception
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port  # closed again: nothing listens there
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Callable[..., object]]:
+    """Start a raw TCP server on 127.0.0.1 whose connection handler is given; its URL."""
+    servers: list[asyncio.Server] = []
+
+    async def start(handler: Callable[..., object]) -> str:
+        srv = await asyncio.start_server(handler, "127.0.0.1", 0)  # type: ignore[arg-type]
+        servers.append(srv)
+        return f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+
+    yield start
+    for srv in servers:
+        srv.close()
+        await srv.wait_closed()
+
+
+async def get(url: str, read_timeout_s: float = 5.0) -> httpx.Response:
+    async with httpx.AsyncClient(
+        transport=pooled_transport(4), timeout=httpx.Timeout(read_timeout_s, connect=2.0)
+    ) as client:
+        return await client.get(url + "/api/v3/ping")
+
+
+async def test_a_refused_connection_is_a_connect_error() -> None:
+    with pytest.raises(httpx.ConnectError) as info:
+        await get(f"http://127.0.0.1:{free_port()}")
+    assert classify_exception(info.value) == "transport"
+
+
+async def test_a_connection_closed_before_the_answer_is_a_protocol_error(server: Any) -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+        await writer.wait_closed()
+
+    url = await server(hang_up)
+    with pytest.raises(httpx.RemoteProtocolError) as info:
+        await get(url)
+    assert classify_exception(info.value) == "transport"
+
+
+async def test_a_silent_server_is_a_timeout(server: Any) -> None:
+    async def say_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client gives up and closes
+        writer.close()
+        await writer.wait_closed()
+
+    url = await server(say_nothing)
+    with pytest.raises(httpx.TimeoutException) as info:
+        await get(url, read_timeout_s=0.2)
+    assert classify_exception(info.value) == "timeout"
+
+
+async def test_an_answer_comes_through_whole(server: Any) -> None:
+    body = b'{"serverTime": 1}'
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-mbx-used-weight-1m: 7\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    url = await server(answer)
+    response = await get(url)
+    assert response.status_code == 200
+    assert response.json() == {"serverTime": 1}
+    assert response.headers["X-MBX-USED-WEIGHT-1M"] == "7"
