@@ -431,3 +431,23 @@ async def test_a_full_write_queue_makes_fills_wait_and_loses_nothing(
     for name, answer in zip(names, answers, strict=True):
         stored = await md.store.candles.range("binance", name, "1m", start, end)
         assert list(stored) == answer.value
+
+
+async def test_a_cancelled_writer_strands_no_window(md: MarketData) -> None:
+    """If the write-behind task is cancelled before it runs, the queue is not lost: an
+    overlapping fill restarts it instead of waiting forever, and flush() writes it all."""
+    now = md.provider.now_ms()
+    start = Interval.M1.floor(now) - 6_000 * 60_000
+    await md.candles("TRXUSDT", "1m", start=start, end=start + 1_000 * 60_000)
+    assert md.filler._writer is not None
+    md.filler._writer.cancel()
+    wider = await asyncio.wait_for(
+        md.candles("TRXUSDT", "1m", start=start, end=start + 1_200 * 60_000), timeout=10
+    )
+    assert len(wider.value) == 1_200
+    await asyncio.wait_for(md.flush(), timeout=10)
+    assert md.filler.pending_rows == 0
+    assert (
+        await md.store.candles.gaps("binance", "TRX/USDT", "1m", start, start + 1_200 * 60_000)
+        == []
+    )

@@ -93,3 +93,29 @@ async def test_an_answer_comes_through_whole(server: Any) -> None:
     assert response.status_code == 200
     assert response.json() == {"serverTime": 1}
     assert response.headers["X-MBX-USED-WEIGHT-1M"] == "7"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 2x0 OK\r\ncontent-length: 2\r\n\r\n{}",  # bad status line
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",  # chunk
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{}",  # cut short
+    ],
+    ids=["bad-status-line", "bad-chunk-size", "body-cut-short"],
+)
+async def test_an_unparsable_answer_is_a_transport_error(server: Any, answer: bytes) -> None:
+    """Garbage on the wire is an httpx transport error the throttler retries, never a raw
+    aiohttp exception."""
+
+    async def garble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    url = await server(garble)
+    with pytest.raises(httpx.TransportError) as info:
+        await get(url)
+    assert classify_exception(info.value) == "transport"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from msgspec.structs import replace
 
 from mystic_trading.errors import InvalidInterval, InvalidRange, StoreError
-from mystic_trading.models import Interval
+from mystic_trading.models import Interval, Symbol
 from mystic_trading.store import RangeWrite, Store
 
 from .conftest import BTC, MIN, candle
@@ -161,3 +163,27 @@ async def test_save_ranges_stores_many_series_in_one_transaction(store: Store) -
         )
     assert len(await store.candles.range(P, BTC, "1m", 0, 4 * MIN)) == 3
     assert await store.candles.gaps(P, BTC, "1m", 0, 4 * MIN) == [(3 * MIN, 4 * MIN)]
+
+
+async def test_two_stores_saving_the_same_series_in_opposite_orders_both_succeed(
+    make_store: Any,
+) -> None:
+    """Two processes' write-behind batches hold the same two series queued in opposite
+    orders: both commit (rows and coverage locks are taken in one order; on PostgreSQL the
+    order of the queue made one of them a deadlock victim)."""
+    a, b = await make_store(), await make_store()
+    eth = "ETH/USDT"
+    n = 3_000
+    wx = RangeWrite(BTC, "1m", 0, n * MIN, [candle(i * MIN) for i in range(n)], fetched_at=1)
+    wy = RangeWrite(
+        eth, "1m", 0, n * MIN, [candle(i * MIN, symbol=Symbol("ETH", "USDT")) for i in range(n)]
+    )
+    results = await asyncio.gather(
+        a.candles.save_ranges(P, [wx, wy]),
+        b.candles.save_ranges(P, [wy, wx]),
+        return_exceptions=True,
+    )
+    assert results == [None, None]
+    for name in (BTC, eth):
+        assert len(await a.candles.range(P, name, "1m", 0, n * MIN)) == n
+        assert await a.candles.gaps(P, name, "1m", 0, n * MIN) == []

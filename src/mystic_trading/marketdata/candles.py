@@ -22,6 +22,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mystic_trading.errors import StoreError
 from mystic_trading.marketdata.window import Window
 from mystic_trading.models import Candle, Interval, Symbol
 from mystic_trading.providers.base import Provider
@@ -69,6 +70,7 @@ class CandleFiller:
         self.pending_rows = 0  # candles queued or being written
         self._writer: asyncio.Task[None] | None = None
         self._room = asyncio.Event()  # set, and replaced, each time a batch is written
+        self._closed = False  # once closing, fills write their own pages
 
     @property
     def pending_writes(self) -> int:
@@ -77,18 +79,29 @@ class CandleFiller:
 
     async def flush(self) -> None:
         """Wait for the pages still being written to the store."""
-        while self._writer is not None and not self._writer.done():
+        while self._queued or self._writing:
+            self._start_writer()
+            assert self._writer is not None
             await asyncio.shield(self._writer)
+
+    async def aclose(self) -> None:
+        """Write what is queued; fills still running write their own pages from now on."""
+        self._closed = True
+        await self.flush()
+
+    def _start_writer(self) -> None:
+        if self._queued and (self._writer is None or self._writer.done()):
+            self._writer = asyncio.ensure_future(self._drain())
 
     def _write_behind(self, saves: list[RangeWrite], claim: _Claim) -> None:
         self._queued.append((saves, claim))
         self.pending_rows += sum(len(w.candles) for w in saves)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.ensure_future(self._drain())
+        self._start_writer()
 
     async def _drain(self) -> None:
         """Write the queued windows, as many as fit in one batch per transaction, releasing
-        each window's claim once it is written (or its write failed)."""
+        each window's claim once it is written (or its write failed). Cancelled, it fails
+        every window still queued, so no claim is left held and no fill waits for room."""
         while self._queued:
             batch = [self._queued.popleft()]
             rows = sum(len(w.candles) for w in batch[0][0])
@@ -107,6 +120,13 @@ class CandleFiller:
                 )
                 for _, claim in batch:
                     claim.error = exc
+            except BaseException as exc:  # cancelled: give up the rest of the queue too
+                batch.extend(self._queued)
+                rows += sum(len(w.candles) for saves, _ in self._queued for w in saves)
+                self._queued.clear()
+                for _, claim in batch:
+                    claim.error = exc
+                raise
             finally:
                 self._writing = 0
                 self.pending_rows -= rows
@@ -124,6 +144,7 @@ class CandleFiller:
             overlapping = [c.done for c in busy if c.start < end and start < c.end]
             if not overlapping:
                 break
+            self._start_writer()  # a claim held by a queued write ends when the queue drains
             await asyncio.gather(*(ev.wait() for ev in overlapping))
         claim = _Claim(key, start, end, asyncio.Event())
         busy.append(claim)
@@ -195,8 +216,11 @@ class CandleFiller:
                 open_candles.extend(result[1])
                 if result[2] is not None:
                     saves.append(result[2])
-            if saves:  # pages that arrived are kept even if another failed
+            if saves and self._closed:  # no queue once closing: write them now
+                await self.store.candles.save_ranges(self.provider.name, saves)
+            elif saves:  # pages that arrived are kept even if another failed
                 while self.pending_rows >= MAX_PENDING_ROWS:
+                    self._start_writer()
                     await self._room.wait()  # the store is behind: wait for it
                 self._write_behind(saves, claim)
                 deferred = True
@@ -221,8 +245,10 @@ class CandleFiller:
                 self._release(claim)
         if wait_for_store and deferred:
             await claim.done.wait()
-            if claim.error is not None:
+            if isinstance(claim.error, Exception):
                 raise claim.error
+            if claim.error is not None:
+                raise StoreError("the write of fetched candles was cancelled before it ended")
         if want_open:
             closed.extend(c for c in open_candles if open_start <= c.open_time < window.end)
         return closed, len(todo)

@@ -90,7 +90,7 @@ class MarketData:
         """Finish background refreshes and candle writes; the layers themselves belong to
         whoever opened them."""
         await self.layers.aclose()
-        await self.filler.flush()
+        await self.filler.aclose()
 
     async def flush(self) -> None:
         """Wait until every candle already answered is written to the store (a window

@@ -11,6 +11,8 @@ httpx stays the API (and ``httpx.MockTransport`` the test double); only the pool
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -18,36 +20,73 @@ from httpx_aiohttp import AiohttpTransport
 __all__ = ["pooled_transport"]
 
 
-class _Transport(AiohttpTransport):
-    """httpx-aiohttp's transport, with a refused or dropped connection named as such.
+def _named(exc: Exception, request: httpx.Request) -> Exception:
+    """The httpx error an aiohttp failure should have been mapped to.
 
-    httpx-aiohttp maps every ``aiohttp.ClientConnectionError`` to ``httpx.ConnectTimeout``;
-    the throttler would count a refused connection as a timeout. Timeouts stay timeouts.
+    httpx-aiohttp maps every ``aiohttp.ClientConnectionError`` to ``httpx.ConnectTimeout``
+    (the throttler would count a refused or dropped connection as a timeout) and leaves an
+    unparsable answer (``aiohttp.ClientResponseError``: a bad status line, a header too long,
+    a broken chunk) unmapped, so neither the throttler's retry nor its failure kinds would see
+    it. Timeouts stay timeouts.
     """
+    cause = exc.__cause__ if isinstance(exc, httpx.ConnectTimeout) else exc
+    if isinstance(cause, TimeoutError):
+        return exc
+    if isinstance(cause, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(str(cause) or "connection refused", request=request)
+    if isinstance(cause, aiohttp.ClientConnectionError):
+        return httpx.RemoteProtocolError(
+            str(cause) or "server closed the connection", request=request
+        )
+    if isinstance(cause, aiohttp.ClientResponseError):
+        return httpx.RemoteProtocolError(str(cause) or "unparsable answer", request=request)
+    return exc
+
+
+class _Stream(httpx.AsyncByteStream):
+    """A response body whose read errors are named as ``_named`` says."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, request: httpx.Request) -> None:
+        self._inner = inner
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                yield chunk
+        except (httpx.ConnectTimeout, aiohttp.ClientError) as exc:
+            named = _named(exc, self._request)
+            if named is exc:
+                raise
+            raise named from exc
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _Transport(AiohttpTransport):
+    """httpx-aiohttp's transport, with aiohttp's failures named as httpx names them."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
-            return await super().handle_async_request(request)
-        except httpx.ConnectTimeout as exc:
-            cause = exc.__cause__
-            if isinstance(cause, TimeoutError):
+            response = await super().handle_async_request(request)
+        except (httpx.ConnectTimeout, aiohttp.ClientError) as exc:
+            named = _named(exc, request)
+            if named is exc:
                 raise
-            if isinstance(cause, aiohttp.ClientConnectorError):
-                raise httpx.ConnectError(
-                    str(cause) or "connection refused", request=request
-                ) from cause
-            if isinstance(cause, aiohttp.ClientConnectionError):
-                raise httpx.RemoteProtocolError(
-                    str(cause) or "server closed the connection", request=request
-                ) from cause
-            raise
+            raise named from exc
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _Stream(response.stream, request)
+        return response
 
 
 def pooled_transport(max_connections: int) -> httpx.AsyncBaseTransport:
     """A transport keeping up to ``max_connections`` connections; its aiohttp session is
-    made on first use, inside the running event loop."""
+    made on first use, inside the running event loop. Like httpx, it honours HTTP_PROXY,
+    HTTPS_PROXY and NO_PROXY (``trust_env``)."""
     return _Transport(
         client=lambda: aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=max_connections, limit_per_host=max_connections)
+            connector=aiohttp.TCPConnector(limit=max_connections, limit_per_host=max_connections),
+            trust_env=True,
         )
     )

@@ -207,18 +207,20 @@ class CandleRepository:
             return
         db = self._db
         now = db.now_ms()
+        # Series and ranges in one order, so two processes' batches lock the same candle rows
+        # and PostgreSQL's per-series coverage locks in the same order, and never deadlock.
+        ordered = sorted(
+            ((str(Symbol.parse(w.symbol)), Interval.parse(w.interval), w) for w in writes),
+            key=lambda t: (t[0], t[1].value, t[2].start),
+        )
         params: list[tuple[Any, ...]] = []
         merges: list[tuple[tuple[str, str, str], Range]] = []
-        for w in writes:
-            sym = Symbol.parse(w.symbol)
-            iv = Interval.parse(w.interval)
+        for sym_text, iv, w in ordered:
             lo, hi = aligned(iv, w.start, w.end)
             at = now if w.fetched_at is None else w.fetched_at
             params.extend(candle_params(provider, w.candles, at, db.enc))
             if lo < hi:
-                merges.append(((provider, str(sym), iv.value), (lo, hi)))
-        # Series in one order, so two processes' batches take PostgreSQL's per-series
-        # locks in the same order and never deadlock.
+                merges.append(((provider, sym_text, iv.value), (lo, hi)))
         merges.sort()
 
         async def work(conn: AsyncConnection) -> None:
