@@ -38,6 +38,21 @@ async def server() -> AsyncIterator[Callable[..., object]]:
         await srv.wait_closed()
 
 
+def replying(raw: bytes) -> Callable[..., object]:
+    """A connection handler that reads one request, writes ``raw`` (nothing: hangs up) and
+    closes."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        if raw:
+            writer.write(raw)
+            await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    return handle
+
+
 async def get(url: str, read_timeout_s: float = 5.0) -> httpx.Response:
     async with httpx.AsyncClient(
         transport=pooled_transport(4), timeout=httpx.Timeout(read_timeout_s, connect=2.0)
@@ -52,12 +67,7 @@ async def test_a_refused_connection_is_a_connect_error() -> None:
 
 
 async def test_a_connection_closed_before_the_answer_is_a_protocol_error(server: Any) -> None:
-    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.close()
-        await writer.wait_closed()
-
-    url = await server(hang_up)
+    url = await server(replying(b""))
     with pytest.raises(httpx.RemoteProtocolError) as info:
         await get(url)
     assert classify_exception(info.value) == "transport"
@@ -77,18 +87,12 @@ async def test_a_silent_server_is_a_timeout(server: Any) -> None:
 
 async def test_an_answer_comes_through_whole(server: Any) -> None:
     body = b'{"serverTime": 1}'
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(
+    url = await server(
+        replying(
             b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-mbx-used-weight-1m: 7\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
         )
-        await writer.drain()
-        writer.close()
-        await writer.wait_closed()
-
-    url = await server(answer)
+    )
     response = await get(url)
     assert response.status_code == 200
     assert response.json() == {"serverTime": 1}
@@ -107,15 +111,7 @@ async def test_an_answer_comes_through_whole(server: Any) -> None:
 async def test_an_unparsable_answer_is_a_transport_error(server: Any, answer: bytes) -> None:
     """Garbage on the wire is an httpx transport error the throttler retries, never a raw
     aiohttp exception."""
-
-    async def garble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(answer)
-        await writer.drain()
-        writer.close()
-        await writer.wait_closed()
-
-    url = await server(garble)
+    url = await server(replying(answer))
     with pytest.raises(httpx.TransportError) as info:
         await get(url)
     assert classify_exception(info.value) == "transport"
