@@ -451,3 +451,17 @@ async def test_a_cancelled_writer_strands_no_window(md: MarketData) -> None:
         await md.store.candles.gaps("binance", "TRX/USDT", "1m", start, start + 1_200 * 60_000)
         == []
     )
+
+
+async def test_a_fill_after_closing_began_writes_its_own_pages(md: MarketData) -> None:
+    """Once MarketData is closing, a fill still running writes its pages before it answers,
+    so closing never leaves fetched candles unwritten behind it."""
+    await md.filler.aclose()
+    now = md.provider.now_ms()
+    start = Interval.M1.floor(now) - 4_000 * 60_000
+    answer = await md.candles("UNIUSDT", "1m", start=start, end=start + 500 * 60_000)
+    assert len(answer.value) == 500
+    assert md.filler.pending_rows == 0
+    assert (
+        await md.store.candles.gaps("binance", "UNI/USDT", "1m", start, start + 500 * 60_000) == []
+    )
