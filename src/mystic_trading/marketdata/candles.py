@@ -22,7 +22,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mystic_trading.errors import StoreError
 from mystic_trading.marketdata.window import Window
 from mystic_trading.models import Candle, Interval, Symbol
 from mystic_trading.providers.base import Provider
@@ -72,11 +71,6 @@ class CandleFiller:
         self._room = asyncio.Event()  # set, and replaced, each time a batch is written
         self._closed = False  # once closing, fills write their own pages
 
-    @property
-    def pending_writes(self) -> int:
-        """Windows answered whose pages are not in the store yet."""
-        return len(self._queued) + self._writing
-
     async def flush(self) -> None:
         """Wait for the pages still being written to the store."""
         while self._queued or self._writing:
@@ -100,7 +94,7 @@ class CandleFiller:
 
     async def _drain(self) -> None:
         """Write the queued windows, as many as fit in one batch per transaction, releasing
-        each window's claim once it is written (or its write failed). Cancelled, it fails
+        each window's claim once it is written (or its write failed). Cancelled, it gives up
         every window still queued, so no claim is left held and no fill waits for room."""
         while self._queued:
             batch = [self._queued.popleft()]
@@ -118,14 +112,10 @@ class CandleFiller:
                     len(batch),
                     exc,
                 )
-                for _, claim in batch:
-                    claim.error = exc
-            except BaseException as exc:  # cancelled: give up the rest of the queue too
+            except BaseException:  # cancelled: give up the rest of the queue too
                 batch.extend(self._queued)
                 rows += sum(len(w.candles) for saves, _ in self._queued for w in saves)
                 self._queued.clear()
-                for _, claim in batch:
-                    claim.error = exc
                 raise
             finally:
                 self._writing = 0
@@ -169,8 +159,9 @@ class CandleFiller:
 
         The answer is the covered part read from the store plus the gaps' pages as they
         arrived; the pages go to a write-behind queue that one task drains, many windows to
-        a transaction (``wait_for_store`` waits for the write and raises its error, as a
-        backfill needs; with ``MAX_PENDING_ROWS`` candles queued, a fill waits for room).
+        a transaction (with ``MAX_PENDING_ROWS`` candles queued, a fill waits for room).
+        ``wait_for_store`` (a backfill), or a filler that is closing, writes them before
+        answering instead, and a failed write raises.
         The window stays claimed until it is written, so an overlapping request finds it
         covered instead of fetching it again. Answers that waited for the store's one write
         queue, a transaction each, took 4 s medians in bench/marketdata.py.
@@ -204,7 +195,6 @@ class CandleFiller:
                 return_exceptions=True,
             )
             self.pages_fetched += len(todo)
-            fetched: list[Candle] = []
             open_candles: list[Candle] = []
             saves: list[RangeWrite] = []
             failure: BaseException | None = None
@@ -212,11 +202,10 @@ class CandleFiller:
                 if isinstance(result, BaseException):
                     failure = failure or result
                     continue
-                fetched.extend(result[0])
-                open_candles.extend(result[1])
-                if result[2] is not None:
-                    saves.append(result[2])
-            if saves and self._closed:  # no queue once closing: write them now
+                open_candles.extend(result[0])
+                if result[1] is not None:
+                    saves.append(result[1])
+            if saves and (wait_for_store or self._closed):  # written before the answer
                 await self.store.candles.save_ranges(self.provider.name, saves)
             elif saves:  # pages that arrived are kept even if another failed
                 while self.pending_rows >= MAX_PENDING_ROWS:
@@ -226,7 +215,9 @@ class CandleFiller:
                 deferred = True
             if failure is not None:
                 raise failure
-            closed = [c for c in fetched if window.start <= c.open_time < closed_end]
+            closed = [
+                c for w in saves for c in w.candles if window.start <= c.open_time < closed_end
+            ]
             if window.start < closed_end and gaps != [(window.start, closed_end)]:
                 # The part already covered comes from the store; the gaps from the pages just
                 # fetched (disjoint from it, but a fetched candle wins if a direct upsert left
@@ -243,12 +234,6 @@ class CandleFiller:
         finally:
             if not deferred:
                 self._release(claim)
-        if wait_for_store and deferred:
-            await claim.done.wait()
-            if isinstance(claim.error, Exception):
-                raise claim.error
-            if claim.error is not None:
-                raise StoreError("the write of fetched candles was cancelled before it ended")
         if want_open:
             closed.extend(c for c in open_candles if open_start <= c.open_time < window.end)
         return closed, len(todo)
@@ -261,9 +246,9 @@ class CandleFiller:
         end: int,
         closed_end: int,
         priority: Priority,
-    ) -> tuple[list[Candle], list[Candle], RangeWrite | None]:
-        """Fetch one page: its closed candles, its open ones, and the write that stores the
-        closed ones with their coverage (None when it covers nothing)."""
+    ) -> tuple[list[Candle], RangeWrite | None]:
+        """Fetch one page: its open candles, and the write that stores its closed ones with
+        their coverage (None when it covers nothing)."""
         candles = await self.provider.klines(symbol, interval, start, end, priority=priority)
         still_open = [c for c in candles if not c.closed]
         cover_end = min(end, closed_end)
@@ -271,19 +256,19 @@ class CandleFiller:
             # The exchange's clock says this candle is not final yet: cover only up to it.
             cover_end = min(cover_end, still_open[0].open_time)
         if start >= cover_end:
-            return [], still_open, None
+            return still_open, None
         stored = [c for c in candles if c.closed and c.open_time < cover_end]
-        save = RangeWrite(symbol, interval, start, cover_end, stored, self.provider.now_ms())
-        return stored, still_open, save
+        return still_open, RangeWrite(
+            symbol, interval, start, cover_end, stored, self.provider.now_ms()
+        )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Claim:
     key: tuple[str, Interval]
     start: int
     end: int
     done: asyncio.Event
-    error: BaseException | None = None  # why its pages could not be written
 
 
 def _open_time(candle: Candle) -> int:

@@ -12,6 +12,7 @@ httpx stays the API (and ``httpx.MockTransport`` the test double); only the pool
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import NoReturn
 
 import aiohttp
 import httpx
@@ -20,8 +21,9 @@ from httpx_aiohttp import AiohttpTransport
 __all__ = ["pooled_transport"]
 
 
-def _named(exc: Exception, request: httpx.Request) -> Exception:
-    """The httpx error an aiohttp failure should have been mapped to.
+def _raise_named(exc: Exception, request: httpx.Request) -> NoReturn:
+    """Raise the httpx error an aiohttp failure should have been mapped to (``exc`` itself
+    when it already is).
 
     httpx-aiohttp maps every ``aiohttp.ClientConnectionError`` to ``httpx.ConnectTimeout``
     (the throttler would count a refused or dropped connection as a timeout) and leaves an
@@ -30,21 +32,24 @@ def _named(exc: Exception, request: httpx.Request) -> Exception:
     it. Timeouts stay timeouts.
     """
     cause = exc.__cause__ if isinstance(exc, httpx.ConnectTimeout) else exc
+    named: Exception = exc
     if isinstance(cause, TimeoutError):
-        return exc
-    if isinstance(cause, aiohttp.ClientConnectorError):
-        return httpx.ConnectError(str(cause) or "connection refused", request=request)
-    if isinstance(cause, aiohttp.ClientConnectionError):
-        return httpx.RemoteProtocolError(
+        pass
+    elif isinstance(cause, aiohttp.ClientConnectorError):
+        named = httpx.ConnectError(str(cause) or "connection refused", request=request)
+    elif isinstance(cause, aiohttp.ClientConnectionError):
+        named = httpx.RemoteProtocolError(
             str(cause) or "server closed the connection", request=request
         )
-    if isinstance(cause, aiohttp.ClientResponseError):
-        return httpx.RemoteProtocolError(str(cause) or "unparsable answer", request=request)
-    return exc
+    elif isinstance(cause, aiohttp.ClientResponseError):
+        named = httpx.RemoteProtocolError(str(cause) or "unparsable answer", request=request)
+    if named is exc:
+        raise exc
+    raise named from exc
 
 
 class _Stream(httpx.AsyncByteStream):
-    """A response body whose read errors are named as ``_named`` says."""
+    """A response body whose read errors are named as ``_raise_named`` says."""
 
     def __init__(self, inner: httpx.AsyncByteStream, request: httpx.Request) -> None:
         self._inner = inner
@@ -55,10 +60,7 @@ class _Stream(httpx.AsyncByteStream):
             async for chunk in self._inner:
                 yield chunk
         except (httpx.ConnectTimeout, aiohttp.ClientError) as exc:
-            named = _named(exc, self._request)
-            if named is exc:
-                raise
-            raise named from exc
+            _raise_named(exc, self._request)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -71,10 +73,7 @@ class _Transport(AiohttpTransport):
         try:
             response = await super().handle_async_request(request)
         except (httpx.ConnectTimeout, aiohttp.ClientError) as exc:
-            named = _named(exc, request)
-            if named is exc:
-                raise
-            raise named from exc
+            _raise_named(exc, request)
         assert isinstance(response.stream, httpx.AsyncByteStream)
         response.stream = _Stream(response.stream, request)
         return response

@@ -34,9 +34,9 @@ Decode = Callable[[Any], Decimal]
 Encode = Callable[[Decimal], Any]
 
 
-def decimal_text(value: Decimal) -> str:
-    """The exact decimal string stored in SQLite's TEXT columns."""
-    return str(value)
+# The exact decimal string stored in SQLite's TEXT columns: ``str`` itself, not a function
+# around it, so the encoders of every row call a builtin (no Python frame per value).
+decimal_text: Encode = str
 
 
 def candle_params(
@@ -46,9 +46,8 @@ def candle_params(
 
     Every fetched page passes through here (a million-candle backfill, a million times), so
     the series' text is made once per run of candles of one series, not per candle, and
-    SQLite's encoder, ``str``, is called directly: 1.07 us a candle became 0.43 us.
+    SQLite's encoder is ``str`` itself: 1.07 us a candle became 0.43 us.
     """
-    e = str if enc is decimal_text else enc
     out: list[tuple[Any, ...]] = []
     append = out.append
     symbol: Symbol | None = None
@@ -64,16 +63,16 @@ def candle_params(
                 sym_text,
                 iv_text,
                 c.open_time,
-                e(c.open),
-                e(c.high),
-                e(c.low),
-                e(c.close),
-                e(c.volume),
+                enc(c.open),
+                enc(c.high),
+                enc(c.low),
+                enc(c.close),
+                enc(c.volume),
                 c.close_time,
-                e(c.quote_volume),
+                enc(c.quote_volume),
                 c.trades,
-                e(c.taker_buy_volume),
-                e(c.taker_buy_quote_volume),
+                enc(c.taker_buy_volume),
+                enc(c.taker_buy_quote_volume),
                 bool(c.closed),
                 fetched_at,
             )
