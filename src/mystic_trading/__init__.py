@@ -23,6 +23,7 @@ from mystic_trading.errors import (
     UpstreamError,
     UpstreamRejected,
     UpstreamUnavailable,
+    VenueMismatch,
 )
 from mystic_trading.models import Candle, Interval, OrderBook, Symbol, Ticker
 
@@ -76,6 +77,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamRejected",
     "UpstreamUnavailable",
+    "VenueMismatch",
     "__version__",
     "candles_frame",
     "load_settings",

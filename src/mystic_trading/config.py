@@ -12,6 +12,7 @@ in-process cache, and the built-in sandbox exchange on 127.0.0.1:9000.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -133,9 +134,31 @@ class ProviderSettings(_Section):
 
     name: Literal["binance"] = "binance"
     base_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:9000")
+    # The venue id data is keyed by; by default what the exchange declares, else the base
+    # URL's (providers/venue.py). Set "binance-spot" for a proxy in front of Binance.
+    venue: str | None = None
     connect_timeout_s: Positive = 3.0
     read_timeout_s: Positive = 10.0
     max_connections: PositiveInt = 32
+    # A candle is final once the exchange's clock is certainly this far past its close.
+    final_grace_s: NonNegative = 2.0
+    clock_resync_s: Positive = 60.0
+
+    @field_validator("venue")
+    @classmethod
+    def _venue_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value == "binance":
+            raise ValueError(
+                "'binance' is the key of rows written before venues were recorded; "
+                "use binance-spot for Binance's spot market"
+            )
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}", value):
+            raise ValueError(
+                "a venue id of letters, digits and . _ : @ - (at most 100), e.g. binance-spot"
+            )
+        return value
 
 
 class MonitorSettings(_Section):

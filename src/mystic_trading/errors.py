@@ -10,6 +10,7 @@ reachable as ``__cause__``.
     MysticError
     ├── ConfigError                 a setting is missing or invalid (setting, value, accepted)
     ├── StoreError                  the database failed or cannot be opened (target)
+    ├── VenueMismatch               the exchange is not the venue this process keys data by
     ├── UpstreamError               the exchange did not give a usable answer (provider, endpoint)
     │   ├── UpstreamUnavailable     connection refused, timeout, 5xx
     │   ├── UpstreamRejected        a 4xx the caller caused (status, code)
@@ -46,6 +47,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamRejected",
     "UpstreamUnavailable",
+    "VenueMismatch",
 ]
 
 
@@ -68,6 +70,20 @@ class StoreError(MysticError):
     def __init__(self, message: str, *, target: str = "") -> None:
         super().__init__(message)
         self.target = target
+
+
+class VenueMismatch(MysticError):
+    """The exchange at the base URL identifies as another venue than the one this process
+    keys its data by (``expected``, ``found``): nothing it answers is served or stored.
+
+    Not an UpstreamError on purpose: no stale answer covers it up; the process must be
+    restarted against the exchange it now talks to.
+    """
+
+    def __init__(self, message: str, *, expected: str, found: str) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.found = found
 
 
 class UpstreamError(MysticError):

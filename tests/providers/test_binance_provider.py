@@ -44,7 +44,7 @@ async def test_closed_candles_equal_the_exchanges_deterministic_candles(
         assert step is not None
         start = interval.floor(now - rng.randrange(50, 400) * step)
         end = start + 40 * step
-        candles = await binance.klines(BTC, interval, start, end)
+        candles = (await binance.klines(BTC, interval, start, end)).candles
         rows = exchange.market.klines("BTCUSDT", interval, start, end - 1, 1000, now=now)
         assert len(candles) == len(rows) == 40
         for candle, row in zip(candles, rows, strict=True):
@@ -55,18 +55,25 @@ async def test_closed_candles_equal_the_exchanges_deterministic_candles(
 
 
 async def test_open_candle_is_marked_open(binance: BinanceProvider) -> None:
-    """A page reaching now ends with the open candle, closed=False, and only that one."""
+    """A page reaching now ends with the open candle, closed=False; only final candles (the
+    exchange certainly past close + grace) are closed, and final_end splits them."""
     now = binance.now_ms()
     start = Interval.M1.floor(now) - 5 * 60_000
-    candles = await binance.klines(BTC, Interval.M1, start, Interval.M1.floor(now) + 60_000)
-    assert [c.closed for c in candles] == [True] * 5 + [False]
+    page = await binance.klines(BTC, Interval.M1, start, Interval.M1.floor(now) + 60_000)
+    flags = [c.closed for c in page.candles]
+    assert len(flags) == 6
+    assert flags[-1] is False
+    assert flags == sorted(flags, reverse=True)  # final ones first, then the rest
+    assert flags.count(False) <= 2  # the open one, and one that closed < 2 s ago
+    for c in page.candles:
+        assert c.closed == (c.open_time < page.final_end)
 
 
 async def test_a_page_is_at_most_1000_candles(binance: BinanceProvider) -> None:
     """A window longer than a page returns the first 1000 candles."""
     now = binance.now_ms()
     start = Interval.M1.floor(now) - 3000 * 60_000
-    candles = await binance.klines(BTC, Interval.M1, start, start + 2000 * 60_000)
+    candles = (await binance.klines(BTC, Interval.M1, start, start + 2000 * 60_000)).candles
     assert len(candles) == PAGE_LIMIT
     assert candles[0].open_time == start
 

@@ -12,7 +12,7 @@ def test_exports_are_the_public_api() -> None:
         "Alert", "AlertRepository", "Ban", "CandleRange", "CandleRepository", "ControlChange",
         "ControlRepository", "ControlState", "MigrationStatus", "PoolStats", "QueryCache",
         "QueryMetrics", "RangeWrite", "Severity", "SnapshotRepository", "Store", "Stored",
-        "head_revision",
+        "VenueRecord", "VenueRepository", "head_revision",
         "migration_status", "open_store", "upgrade",
     }  # fmt: skip
     for name in store.__all__:

@@ -7,13 +7,22 @@ import logging
 from collections.abc import AsyncIterator
 
 from mystic_trading.config import Settings
+from mystic_trading.errors import ConfigError
 from mystic_trading.marketdata.facade import MarketData
 from mystic_trading.marketdata.redis_layer import RedisLayer
+from mystic_trading.providers._clock import ExchangeClock
 from mystic_trading.providers.binance import BinanceProvider
-from mystic_trading.store import open_store
+from mystic_trading.providers.venue import (
+    LEGACY_VENUE,
+    declared_venue,
+    is_known_exchange,
+    venue_from_url,
+    venue_of,
+)
+from mystic_trading.store import Store, open_store
 from mystic_trading.throttle import Budget, Quota, RedisQuota, Throttler
 
-__all__ = ["assemble"]
+__all__ = ["assemble", "resolve_venue"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +39,18 @@ async def assemble(settings: Settings) -> AsyncIterator[MarketData]:
     async with contextlib.AsyncExitStack() as stack:
         store = await open_store(settings.store)
         stack.push_async_callback(store.aclose)
+        venue, declared = await resolve_venue(settings, store)
+        if await store.venues.holds(LEGACY_VENUE):
+            log.warning(
+                "this store holds rows written before Mystic recorded which exchange they came "
+                "from (venue %r): they may be the built-in sandbox's (mystic demo) or "
+                "Binance's, so none of them is served. `mystic db venues` lists them; "
+                "`mystic db venues move %s binance-spot --yes` if you know they are "
+                "Binance's, `mystic db venues drop %s --yes` to delete them.",
+                LEGACY_VENUE,
+                LEGACY_VENUE,
+                LEGACY_VENUE,
+            )
         quota: Quota | None = None
         redis_layer: RedisLayer | None = None
         if redis_url is not None:
@@ -38,10 +59,10 @@ async def assemble(settings: Settings) -> AsyncIterator[MarketData]:
                 prefix="mystic:throttle",
                 expected_processes=settings.throttle.expected_processes,
             )
-            redis_layer = RedisLayer(redis_url)
+            redis_layer = RedisLayer(redis_url, prefix=f"mystic:md:{venue}:")
             stack.push_async_callback(redis_layer.aclose)
         throttler = Throttler(
-            settings.provider.name,
+            venue,
             Budget(limit=settings.throttle.fallback_weight_per_minute, window_s=60.0),
             settings=settings.throttle,
             quota=quota,
@@ -52,6 +73,10 @@ async def assemble(settings: Settings) -> AsyncIterator[MarketData]:
         provider = BinanceProvider(
             str(settings.provider.base_url),
             throttler,
+            venue=venue,
+            declared=declared,
+            clock=ExchangeClock(resync_s=settings.provider.clock_resync_s),
+            final_grace_ms=round(settings.provider.final_grace_s * 1000),
             connect_timeout_s=settings.provider.connect_timeout_s,
             read_timeout_s=settings.provider.read_timeout_s,
             max_connections=settings.provider.max_connections,
@@ -60,3 +85,41 @@ async def assemble(settings: Settings) -> AsyncIterator[MarketData]:
         md = MarketData(provider, store, cache=settings.cache, redis=redis_layer)
         stack.push_async_callback(md.aclose)
         yield md
+
+
+async def resolve_venue(settings: Settings, store: Store) -> tuple[str, str | None]:
+    """The venue this process keys its data by, and what the exchange declares (if anything).
+
+    Binance's own hosts are known by name. Any other exchange is asked who it is (one
+    weight-1 request); one that cannot be reached is taken to be what its base URL was when
+    last reached (kept in the store), so a process that starts during an outage still
+    serves what it kept. ``provider.venue`` overrides the name, never what an exchange
+    declares.
+    """
+    base_url = str(settings.provider.base_url).rstrip("/")
+    configured = settings.provider.venue
+    if is_known_exchange(base_url):
+        return configured or venue_from_url(base_url), None
+    reached, declared = await declared_venue(
+        base_url, timeout_s=settings.provider.connect_timeout_s
+    )
+    if reached:
+        if configured is not None and declared is not None and configured != declared:
+            raise ConfigError(
+                f"provider.venue is {configured!r} but the exchange at {base_url} declares "
+                f"itself {declared!r}; remove the setting or point base_url elsewhere",
+                setting="provider.venue",
+                value=configured,
+            )
+        venue = configured or venue_of(base_url, declared)
+        await store.venues.remember(base_url, venue, declared)
+        return venue, declared
+    record = await store.venues.known(base_url)
+    if record is not None:
+        log.warning(
+            "the exchange at %s is unreachable; keying data as %s, what it was when last reached",
+            base_url,
+            record.venue,
+        )
+        return record.venue, record.declared
+    return configured or venue_from_url(base_url), None

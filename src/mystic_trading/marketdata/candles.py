@@ -105,7 +105,7 @@ class CandleFiller:
             self._writing = len(batch)
             try:
                 writes = [w for saves, _ in batch for w in saves]
-                await self.store.candles.save_ranges(self.provider.name, writes)
+                await self.store.candles.save_ranges(self.provider.venue, writes)
             except Exception as exc:  # the ranges stay uncovered: fetched again next time
                 log.warning(
                     "could not store %d fetched candle ranges (%r); they will be fetched again",
@@ -167,17 +167,18 @@ class CandleFiller:
         queue, a transaction each, took 4 s medians in bench/marketdata.py.
         """
         iv, sym = window.interval, window.symbol
+        venue = self.provider.venue
         open_start = iv.floor(now)
-        closed_end = min(window.end, open_start)
-        want_open = window.end > open_start
+        closed_end = max(window.start, min(window.end, open_start))
+        # The candle open now, when the window holds it (a window wholly in the future
+        # holds nothing, and gets nothing: never today's candle).
+        want_open = window.start <= open_start < window.end
         claim = await self._claim(window)
         deferred = False
         try:
             gaps: list[Range] = []
             if window.start < closed_end:
-                gaps = await self.store.candles.gaps(
-                    self.provider.name, sym, iv, window.start, closed_end
-                )
+                gaps = await self.store.candles.gaps(venue, sym, iv, window.start, closed_end)
             size = self.provider.page_limit
             todo = pages(iv, gaps, size)
             if want_open:
@@ -191,22 +192,22 @@ class CandleFiller:
                 else:
                     todo.append((open_start, window.end))
             results = await asyncio.gather(
-                *(self._page(sym, iv, s, e, closed_end, priority) for s, e in todo),
+                *(self._page(sym, iv, s, e, priority) for s, e in todo),
                 return_exceptions=True,
             )
             self.pages_fetched += len(todo)
-            open_candles: list[Candle] = []
+            fetched: list[Candle] = []
             saves: list[RangeWrite] = []
             failure: BaseException | None = None
             for result in results:
                 if isinstance(result, BaseException):
                     failure = failure or result
                     continue
-                open_candles.extend(result[0])
+                fetched.extend(result[0])
                 if result[1] is not None:
                     saves.append(result[1])
             if saves and (wait_for_store or self._closed):  # written before the answer
-                await self.store.candles.save_ranges(self.provider.name, saves)
+                await self.store.candles.save_ranges(venue, saves)
             elif saves:  # pages that arrived are kept even if another failed
                 while self.pending_rows >= MAX_PENDING_ROWS:
                     self._start_writer()
@@ -215,28 +216,21 @@ class CandleFiller:
                 deferred = True
             if failure is not None:
                 raise failure
-            closed = [
-                c for w in saves for c in w.candles if window.start <= c.open_time < closed_end
-            ]
+            # Every fetched candle of the window is in the answer, final or not: one that
+            # closed while its page was in flight is there (not final yet: closed=False),
+            # not lost between "closed part" and "open candle" (review M2).
+            answer = {c.open_time: c for c in fetched if window.start <= c.open_time < window.end}
             if window.start < closed_end and gaps != [(window.start, closed_end)]:
                 # The part already covered comes from the store; the gaps from the pages just
                 # fetched (disjoint from it, but a fetched candle wins if a direct upsert left
                 # one in a gap).
-                merged = {
-                    c.open_time: c
-                    for c in await self.store.candles.range(
-                        self.provider.name, sym, iv, window.start, closed_end
-                    )
-                }
-                merged.update((c.open_time, c) for c in closed)
-                closed = list(merged.values())
-            closed.sort(key=_open_time)
+                stored = await self.store.candles.range(venue, sym, iv, window.start, closed_end)
+                answer = {c.open_time: c for c in stored} | answer
+            candles = sorted(answer.values(), key=_open_time)
         finally:
             if not deferred:
                 self._release(claim)
-        if want_open:
-            closed.extend(c for c in open_candles if open_start <= c.open_time < window.end)
-        return closed, len(todo)
+        return candles, len(todo)
 
     async def _page(
         self,
@@ -244,22 +238,23 @@ class CandleFiller:
         interval: Interval,
         start: int,
         end: int,
-        closed_end: int,
         priority: Priority,
     ) -> tuple[list[Candle], RangeWrite | None]:
-        """Fetch one page: its open candles, and the write that stores its closed ones with
-        their coverage (None when it covers nothing)."""
-        candles = await self.provider.klines(symbol, interval, start, end, priority=priority)
-        still_open = [c for c in candles if not c.closed]
-        cover_end = min(end, closed_end)
-        if still_open:
-            # The exchange's clock says this candle is not final yet: cover only up to it.
-            cover_end = min(cover_end, still_open[0].open_time)
+        """Fetch one page: all its candles, and the write that stores its final ones with
+        their coverage (None when it covers nothing).
+
+        Coverage, including a known-empty range, reaches only as far as the exchange's own
+        clock had certainly passed (``KlinePage.final_end``): a page answered short because
+        the exchange had not got there yet, or because our estimate of its clock ran ahead
+        (a clock step, a slow answer), records nothing past what it proves.
+        """
+        page = await self.provider.klines(symbol, interval, start, end, priority=priority)
+        cover_end = min(end, page.final_end)
         if start >= cover_end:
-            return still_open, None
-        stored = [c for c in candles if c.closed and c.open_time < cover_end]
-        return still_open, RangeWrite(
-            symbol, interval, start, cover_end, stored, self.provider.now_ms()
+            return page.candles, None
+        final = [c for c in page.candles if c.closed and c.open_time < cover_end]
+        return page.candles, RangeWrite(
+            symbol, interval, start, cover_end, final, self.provider.now_ms()
         )
 
 

@@ -147,7 +147,7 @@ class MarketData:
         sym = await self.symbol(symbol)
         key = "t|" + sym.exchange
         self._ticker_keys[symbol] = key
-        name = self.provider.name
+        name = self.provider.venue
 
         async def fetch() -> Answer[Any]:
             try:
@@ -216,7 +216,7 @@ class MarketData:
                 if self._snapshot_due(key):
                     self.layers.spawn(
                         self.store.snapshots.save_ticker(
-                            self.provider.name, ticker, fetched_at=fetched_at
+                            self.provider.venue, ticker, fetched_at=fetched_at
                         )
                     )
                 out[ticker.symbol] = answer
@@ -230,7 +230,7 @@ class MarketData:
             raise DataError(f"depth must be 1 to {_MAX_DEPTH} levels, got {depth!r}")
         sym = await self.symbol(symbol)
         key = f"b|{sym.exchange}|{depth}"
-        name = self.provider.name
+        name = self.provider.venue
 
         async def fetch() -> Answer[Any]:
             book = await self.provider.depth(sym, depth)
@@ -267,15 +267,43 @@ class MarketData:
         """
         iv = Interval.parse(interval)
         sym = await self.symbol(symbol)
+        clock = self.provider.clock
+        steps = clock.steps
+        answer = await self._candles(sym, iv, start, end, limit, allow_large, priority)
+        if clock.steps != steps and end is None:
+            # The exchange's clock stepped while this was fetched, so a window measured
+            # from "now" was measured wrong ("the last 3 1s candles" came back empty after a
+            # 2 s step): measure it again on the corrected clock.
+            answer = await self._candles(sym, iv, start, end, limit, allow_large, priority)
+        return answer
+
+    async def _candles(
+        self,
+        sym: Symbol,
+        iv: Interval,
+        start: Moment | None,
+        end: Moment | None,
+        limit: int | None,
+        allow_large: bool,
+        priority: Priority,
+    ) -> Answer[list[Candle]]:
+        # Windows are laid on the exchange's clock, measured (weight 1, once a minute).
+        await self.provider.sync_clock()
         now = self.provider.now_ms()
         window = candle_window(sym, iv, now, start, end, limit, allow_large=allow_large)
         key = f"c|{sym.exchange}|{iv.value}|{window.start}|{window.end}"
         open_start = iv.floor(now)
-        if window.end <= open_start:
-            ttl = self.cache.closed_candle_ttl_s
-        else:
-            to_close = (iv.next_open(open_start) - now) / 1000
-            ttl = max(0.05, min(self.cache.ticker_ttl_s, to_close))
+        to_close = (iv.next_open(open_start) - now) / 1000
+        short_ttl = max(0.05, min(self.cache.ticker_ttl_s, to_close))
+        final_ttl = self.cache.closed_candle_ttl_s
+        ttl = final_ttl if window.end <= open_start else short_ttl
+
+        def ttl_of(answer: Answer[Any]) -> float:
+            # Kept for a day only when every candle in it is final; one that closed less
+            # than the grace ago, or is open, is asked again soon.
+            if window.end <= open_start and all(c.closed for c in answer.value):
+                return final_ttl
+            return short_ttl
 
         async def fetch() -> Answer[Any]:
             try:
@@ -286,7 +314,7 @@ class MarketData:
             layer = Layer.UPSTREAM if pages else Layer.STORE
             return Answer(candles, layer, self.provider.now_ms())
 
-        return await self.layers.read("candles", key, ttl, fetch)
+        return await self.layers.read("candles", key, ttl, fetch, ttl_of=ttl_of)
 
     async def backfill(
         self,
@@ -307,6 +335,7 @@ class MarketData:
         """
         iv = Interval.parse(interval)
         sym = await self.symbol(symbol)
+        await self.provider.sync_clock()
         now = self.provider.now_ms()
         window = candle_window(sym, iv, now, start, end, allow_large=True)
         closed_end = min(window.end, iv.floor(now))

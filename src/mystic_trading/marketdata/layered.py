@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 FAILURES = (UpstreamError, ThrottleError)
 Fetch = Callable[[], Awaitable[Answer[Any]]]
 Fallback = Callable[[], Awaitable[Answer[Any] | None]]
+TtlOf = Callable[[Answer[Any]], float]
 
 
 def age_s(answer: Answer[Any]) -> float:
@@ -81,9 +82,20 @@ class Layers:
         task.add_done_callback(_log_failure)
 
     async def read(
-        self, kind: str, key: str, ttl_s: float, fetch: Fetch, fallback: Fallback | None = None
+        self,
+        kind: str,
+        key: str,
+        ttl_s: float,
+        fetch: Fetch,
+        fallback: Fallback | None = None,
+        ttl_of: TtlOf | None = None,
     ) -> Answer[Any]:
-        """Serve ``key`` from the closest layer that holds a correct answer."""
+        """Serve ``key`` from the closest layer that holds a correct answer.
+
+        ``ttl_of(answer)``, when given, is the freshness of each answer as it arrives (from
+        the exchange or from Redis) instead of ``ttl_s``: a candle window that holds a
+        candle not final yet is fresh only briefly, whatever its key says.
+        """
         started = time.perf_counter()
         now = self.clock()
         entry = self.memory.get(key)
@@ -93,17 +105,17 @@ class Layers:
                 return entry.answer  # type: ignore[no-any-return]
             if now < entry.fresh_until + ttl_s:
                 if not self.flight.in_flight(key):
-                    self.spawn(self._refresh(key, ttl_s, fetch))
+                    self.spawn(self._refresh(key, ttl_s, fetch, ttl_of))
                 answer = entry.answer
                 self.stats.answered(kind, Layer.MEMORY, time.perf_counter() - started, True)
                 return Answer(answer.value, Layer.MEMORY, answer.fetched_at, stale=True)
-        if self.redis is not None and await self.from_redis(key, ttl_s):
+        if self.redis is not None and await self.from_redis(key, ttl_s, ttl_of):
             cached = self.memory.data[key].answer
             self.stats.answered(kind, Layer.REDIS, time.perf_counter() - started, False)
             return Answer(cached.value, Layer.REDIS, cached.fetched_at)
         joined = self.flight.in_flight(key)
         try:
-            answer = await self.flight.do(key, lambda: self._fetch(key, ttl_s, fetch))
+            answer = await self.flight.do(key, lambda: self._fetch(key, ttl_s, fetch, ttl_of))
         except FAILURES as exc:
             stale = await self._stale(key, entry, fallback)
             if stale is None:
@@ -117,11 +129,13 @@ class Layers:
         self.stats.answered(kind, answer.layer, time.perf_counter() - started, False)
         return answer
 
-    async def from_redis(self, key: str, ttl_s: float) -> bool:
+    async def from_redis(self, key: str, ttl_s: float, ttl_of: TtlOf | None = None) -> bool:
         """Copy a fresh Redis entry into memory; False when Redis has none (or is down)."""
         if self.redis is None:
             return False
         cached = await self.redis.get(key)
+        if cached is not None and ttl_of is not None:
+            ttl_s = ttl_of(cached)
         if cached is None or age_s(cached) >= ttl_s:
             return False
         self.remember(key, cached, ttl_s - age_s(cached), to_redis=False)
@@ -135,14 +149,18 @@ class Layers:
         if to_redis and self.redis is not None:
             self.spawn(self.redis.set(key, answer, keep_s))
 
-    async def _fetch(self, key: str, ttl_s: float, fetch: Fetch) -> Answer[Any]:
+    async def _fetch(
+        self, key: str, ttl_s: float, fetch: Fetch, ttl_of: TtlOf | None = None
+    ) -> Answer[Any]:
         answer = await fetch()
-        self.remember(key, answer, ttl_s, to_redis=True)
+        self.remember(key, answer, ttl_s if ttl_of is None else ttl_of(answer), to_redis=True)
         return answer
 
-    async def _refresh(self, key: str, ttl_s: float, fetch: Fetch) -> None:
+    async def _refresh(
+        self, key: str, ttl_s: float, fetch: Fetch, ttl_of: TtlOf | None = None
+    ) -> None:
         with contextlib.suppress(MysticError):
-            await self.flight.do(key, lambda: self._fetch(key, ttl_s, fetch))
+            await self.flight.do(key, lambda: self._fetch(key, ttl_s, fetch, ttl_of))
 
     async def _stale(
         self, key: str, entry: MemoryEntry | None, fallback: Fallback | None

@@ -10,15 +10,23 @@ setting: the built-in sandbox by default, ``https://api.binance.com`` (or
 from __future__ import annotations
 
 import json
-import time
+import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from mystic_trading.errors import MalformedPayload, UpstreamUnavailable
-from mystic_trading.models import Candle, Interval, OrderBook, Symbol, Ticker
+from mystic_trading.errors import (
+    MalformedPayload,
+    UpstreamError,
+    UpstreamUnavailable,
+    VenueMismatch,
+)
+from mystic_trading.models import Interval, OrderBook, Symbol, Ticker
+from mystic_trading.providers._clock import ExchangeClock
 from mystic_trading.providers._http import pooled_transport
+from mystic_trading.providers.base import KlinePage
 from mystic_trading.providers.binance_parse import (
     PROVIDER,
     ExchangeInfo,
@@ -29,20 +37,36 @@ from mystic_trading.providers.binance_parse import (
     parse_klines,
     parse_ticker_24hr,
 )
+from mystic_trading.providers.venue import VENUE_HEADER, venue_from_url
 from mystic_trading.throttle import Priority, Throttler, binance_weight
 
-__all__ = ["PAGE_LIMIT", "BinanceProvider"]
+__all__ = ["DEFAULT_FINAL_GRACE_MS", "PAGE_LIMIT", "BinanceProvider"]
+
+log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 1000  # /api/v3/klines "limit: Default 500; Maximum: 1000"
-DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
+# How long after its close a candle may still change at the exchange (its own late
+# aggregation); a candle is final only once the exchange's clock is certainly past it.
+DEFAULT_FINAL_GRACE_MS = 2000
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
+# Answers whose body carries the exchange's clock in ``serverTime``.
+_STAMPED = frozenset({"/api/v3/time", "/api/v3/exchangeInfo"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    data: Any
+    sent: float  # local monotonic ms when the answering attempt left, after the grant
 
 
 class BinanceProvider:
-    """One Binance endpoint set behind one throttler; create per process, close with aclose()."""
+    """One Binance endpoint set behind one throttler; create per process, close with aclose().
+
+    ``venue`` is the id its data is keyed by (``providers/venue.py``); when given, every
+    answer must come from that venue (its ``X-Sandbox-Venue`` header is ``declared``), else
+    :class:`VenueMismatch`. Without it the venue is the base URL's and nothing is checked.
+    """
 
     name = PROVIDER
     page_limit = PAGE_LIMIT
@@ -52,6 +76,10 @@ class BinanceProvider:
         base_url: str,
         throttler: Throttler,
         *,
+        venue: str | None = None,
+        declared: str | None = None,
+        clock: ExchangeClock | None = None,
+        final_grace_ms: int = DEFAULT_FINAL_GRACE_MS,
         connect_timeout_s: float = 3.0,
         read_timeout_s: float = 10.0,
         max_connections: int = 32,
@@ -59,6 +87,12 @@ class BinanceProvider:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.throttler = throttler
+        self.venue = venue if venue is not None else venue_from_url(self.base_url)
+        self._check_venue = venue is not None
+        self._declared = declared
+        self.clock = clock if clock is not None else ExchangeClock()
+        self.final_grace_ms = final_grace_ms
+        self._next_sync_try = float("-inf")
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
@@ -68,7 +102,6 @@ class BinanceProvider:
             headers={"Accept": "application/json", "User-Agent": "mystic-trading"},
             transport=transport or pooled_transport(max_connections),
         )
-        self._clock_offset_ms = 0
         self.calls = 0
         self.weight = 0
 
@@ -76,8 +109,22 @@ class BinanceProvider:
         await self._client.aclose()
 
     def now_ms(self) -> int:
-        """The exchange's clock, estimated from the local one and the last server time seen."""
-        return _now_ms() + self._clock_offset_ms
+        """The exchange's clock now, as well as round trips have measured it."""
+        return self.clock.now_ms()
+
+    async def sync_clock(self, *, force: bool = False) -> None:
+        """Measure the exchange's clock (``/api/v3/time``, weight 1) if it is due: before the
+        first sample, after a step, and every ``resync_s``; a failure leaves it as it was."""
+        if not (force or self.clock.needs_sync):
+            return
+        if not force and self.clock.local() < self._next_sync_try:
+            return
+        try:
+            await self._get("/api/v3/time", {}, priority=Priority.INTERACTIVE)
+        except UpstreamError as exc:
+            # Date headers and the grace still bound the clock; try again in a while.
+            self._next_sync_try = self.clock.local() + self.clock.resync_ms
+            log.warning("could not measure the exchange's clock (%s)", exc)
 
     async def _get(
         self,
@@ -88,16 +135,51 @@ class BinanceProvider:
         symbol: str = "",
         interval: str = "",
     ) -> Any:
+        return (
+            await self._request(path, params, priority=priority, symbol=symbol, interval=interval)
+        ).data
+
+    async def _request(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        *,
+        priority: Priority = Priority.INTERACTIVE,
+        symbol: str = "",
+        interval: str = "",
+    ) -> _Reply:
         weight = binance_weight(path, params)
         endpoint = path.removeprefix("/api/v3/")
         self.calls += 1
         self.weight += weight
-        response = await self.throttler.call(
-            path,
-            weight,
-            lambda: self._client.get(path, params=params),
-            priority=priority,
-        )
+        local = self.clock.local
+        sent = 0.0
+
+        async def send() -> httpx.Response:
+            # Stamped per attempt, after the throttler's grant: the clock is measured from
+            # the round trip alone, never from queue waits or earlier attempts.
+            nonlocal sent
+            sent = local()
+            return await self._client.get(path, params=params)
+
+        response = await self.throttler.call(path, weight, send, priority=priority)
+        received = local()
+        headers = response.headers
+        if self._check_venue:
+            found = headers.get(VENUE_HEADER)
+            if found != self._declared:
+                raise VenueMismatch(
+                    f"the exchange at {self.base_url} now identifies as "
+                    f"{found or 'no declared venue'}, but this process keys its data by "
+                    f"{self.venue}; nothing it answers is used. Restart Mystic so that it "
+                    "keys data by the exchange it talks to.",
+                    expected=self.venue,
+                    found=found or "",
+                )
+        server_time: int | None = None
+        if path in _STAMPED and response.status_code == 200:
+            server_time = _server_time(response.content)
+        self.clock.observe(sent, received, server_time=server_time, date=headers.get("date"))
         if response.status_code >= 400:
             raise error_from_response(
                 response.status_code,
@@ -117,7 +199,7 @@ class BinanceProvider:
                 endpoint=endpoint,
             )
         try:
-            return json.loads(response.content)
+            return _Reply(json.loads(response.content), sent)
         except ValueError as exc:
             raise MalformedPayload(
                 f"malformed {endpoint} payload from {PROVIDER}: not JSON ({exc}; "
@@ -127,18 +209,16 @@ class BinanceProvider:
             ) from exc
 
     async def exchange_info_raw(self) -> dict[str, Any]:
-        """The exchangeInfo document as sent (the throttler reads its rateLimits)."""
-        sent = _now_ms()
-        data = await self._get("/api/v3/exchangeInfo", {})
+        """The exchangeInfo document as sent (the throttler reads its rateLimits); its
+        ``serverTime`` is also a sample of the exchange's clock."""
+        reply = await self._request("/api/v3/exchangeInfo", {})
+        data = reply.data
         if not isinstance(data, dict):
             raise MalformedPayload(
                 f"malformed exchangeInfo payload from {PROVIDER}: expected an object",
                 provider=PROVIDER,
                 endpoint="exchangeInfo",
             )
-        server_time = data.get("serverTime")
-        if isinstance(server_time, int):
-            self._clock_offset_ms = server_time - (sent + _now_ms()) // 2
         return data
 
     async def exchange_info(self) -> ExchangeInfo:
@@ -185,14 +265,18 @@ class BinanceProvider:
         end: int,
         *,
         priority: Priority = Priority.INTERACTIVE,
-    ) -> list[Candle]:
+    ) -> KlinePage:
         """One page of candles opening in [start, end), at most ``PAGE_LIMIT`` of them.
 
-        The candle open at the exchange's ``now`` comes back with ``closed=False``.
+        A candle is ``closed`` (final) only when its close time plus ``final_grace_ms`` is
+        before a certain lower bound of the exchange's clock when it answered: the moment the
+        request left, mapped to the exchange's clock, less the mapping's error. The open
+        candle, and one that closed less than the grace ago, come back ``closed=False``.
         """
         if end <= start:
-            return []
-        data = await self._get(
+            return KlinePage([], start)
+        await self.sync_clock()
+        reply = await self._request(
             "/api/v3/klines",
             {
                 "symbol": symbol.exchange,
@@ -205,7 +289,9 @@ class BinanceProvider:
             symbol=str(symbol),
             interval=interval.value,
         )
-        candles = parse_klines(data, symbol, interval, now_ms=self.now_ms())
+        # Read after the answer: a Date header that showed a step has already moved it.
+        final_before = self.clock.lower_bound(reply.sent) - self.final_grace_ms
+        candles = parse_klines(reply.data, symbol, interval, now_ms=final_before)
         if candles and not (start <= candles[0].open_time and candles[-1].open_time < end):
             raise MalformedPayload(
                 f"malformed klines payload from {PROVIDER}: rows outside the asked window "
@@ -213,7 +299,7 @@ class BinanceProvider:
                 provider=PROVIDER,
                 endpoint="klines",
             )
-        return candles
+        return KlinePage(candles, max(start, interval.floor(final_before)))
 
     async def depth(
         self, symbol: Symbol, limit: int = 100, *, priority: Priority = Priority.INTERACTIVE
@@ -245,3 +331,13 @@ class BinanceProvider:
         data = await self._get("/api/v3/ping", {})
         if data != {}:
             raise UpstreamUnavailable(f"{PROVIDER} ping answered {data!r}", provider=PROVIDER)
+
+
+def _server_time(body: bytes) -> int | None:
+    """``serverTime`` of a /api/v3/time answer, or None when it has none."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    value = data.get("serverTime") if isinstance(data, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

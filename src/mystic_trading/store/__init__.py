@@ -1,6 +1,7 @@
 """The persistent store (L3): SQLite by default, PostgreSQL by URL, one Alembic schema.
 
-``open_store(settings)`` gives a :class:`Store` with four repositories:
+``open_store(settings)`` gives a :class:`Store` with five repositories, each keyed by venue
+(``providers/venue.py``):
 
 - ``store.candles``: batch upserts, point and range reads (a range is a
   :class:`CandleRange`, a sequence that builds each candle on first access), the coverage map
@@ -9,7 +10,9 @@
 - ``store.control``: throttle level and tunables with their audit log, and upstream bans
   (the throttler's persistence Protocol: ``load_ban``, ``save_ban``, ``load_level``,
   ``save_level``);
-- ``store.alerts``: monitoring alerts.
+- ``store.alerts``: monitoring alerts;
+- ``store.venues``: the venue each base URL identified as, exchangeInfo per venue, and the
+  census, move and drop of a venue's rows (`mystic db venues`).
 
 ``upgrade(settings)`` and ``migration_status(settings)`` back ``mystic db upgrade`` and
 ``mystic db status``. Reads take a bare-driver hot path; writes and migrations take the
@@ -32,6 +35,7 @@ from mystic_trading.store._range import CandleRange
 from mystic_trading.store._records import Alert, Ban, ControlChange, ControlState, Severity, Stored
 from mystic_trading.store._snapshots import SnapshotRepository
 from mystic_trading.store._store import Store, open_store
+from mystic_trading.store._venues import VenueRecord, VenueRepository
 
 __all__ = [
     "Alert",
@@ -51,6 +55,8 @@ __all__ = [
     "SnapshotRepository",
     "Store",
     "Stored",
+    "VenueRecord",
+    "VenueRepository",
     "head_revision",
     "migration_status",
     "open_store",

@@ -153,3 +153,32 @@ def for_backend(sql: str, backend: Literal["sqlite", "postgresql"]) -> str:
         return sql
     counter = iter(range(1, 1000))
     return _QMARK.sub(lambda _m: f"${next(counter)}", sql)
+
+
+VENUE_GET = "SELECT venue, declared, first_seen, last_seen FROM venues WHERE base_url = ?"
+VENUE_UPSERT = (
+    "INSERT INTO venues (base_url, venue, declared, first_seen, last_seen) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (base_url) DO UPDATE SET venue = excluded.venue, "
+    "declared = excluded.declared, last_seen = excluded.last_seen, first_seen = CASE "
+    "WHEN venues.venue = excluded.venue THEN venues.first_seen ELSE excluded.first_seen END"
+)
+VENUE_ALL = "SELECT base_url, venue, declared, first_seen, last_seen FROM venues ORDER BY base_url"
+
+INFO_GET = "SELECT body, fetched_at FROM exchange_info WHERE venue = ?"
+INFO_UPSERT = (
+    "INSERT INTO exchange_info (venue, body, fetched_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (venue) DO UPDATE SET body = excluded.body, fetched_at = excluded.fetched_at "
+    "WHERE exchange_info.fetched_at < excluded.fetched_at"
+)
+
+# Every table keyed by the venue (named ``provider`` in the tables of revision 0001), with
+# its key column: what `mystic db venues` counts, moves and drops.
+VENUE_TABLES: tuple[tuple[str, str], ...] = (
+    ("candles", "provider"),
+    ("coverage", "provider"),
+    ("tickers", "provider"),
+    ("books", "provider"),
+    ("control_state", "provider"),
+    ("bans", "provider"),
+    ("exchange_info", "venue"),
+)

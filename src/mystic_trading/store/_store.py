@@ -35,6 +35,7 @@ from mystic_trading.store._postgres_reader import PostgresReader
 from mystic_trading.store._readers import Reader, SqliteReader
 from mystic_trading.store._snapshots import SnapshotRepository
 from mystic_trading.store._target import parse_target
+from mystic_trading.store._venues import VenueRepository
 
 __all__ = ["Store", "open_store"]
 
@@ -48,6 +49,7 @@ class Store:
         self.snapshots = SnapshotRepository(db)
         self.control = ControlRepository(db)
         self.alerts = AlertRepository(db)
+        self.venues = VenueRepository(db)
         self._closed = False
 
     @property
