@@ -8,9 +8,14 @@ from typing import Annotated
 
 import typer
 
+from mystic_trading.cli import venues_cmd
 from mystic_trading.store import MigrationStatus, migration_status, upgrade
 
-app = typer.Typer(help="Migrate the store's database (SQLite or PostgreSQL).", no_args_is_help=True)
+app = typer.Typer(
+    help="Migrate the store's database (SQLite or PostgreSQL) and repair its venues.",
+    no_args_is_help=True,
+)
+app.add_typer(venues_cmd.app, name="venues")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 

@@ -1,7 +1,8 @@
 """``mystic demo``: a realistic client workload through MarketData, and what it saved.
 
-Starts the sandbox exchange on loopback with realistic latency, opens MarketData on the
-configured store (SQLite by default, so a second run shows what survives a restart), runs
+Starts the sandbox exchange on loopback with realistic latency, opens MarketData on a store of
+its own (``demo.db`` beside the default store, so a second run shows what survives a restart,
+and your own store never holds a synthetic candle) and no Redis unless asked, runs
 several bots asking for tickers, candles and order books with Zipf-skewed symbols, and prints
 the optimization report: hit rates per layer, upstream calls saved, cold against warm
 latency, throttle utilisation, 429s and 418s as counted by the exchange itself.
@@ -21,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mystic_trading.config import Settings
+from mystic_trading.config import Settings, StoreSettings, default_database_url
 
 if TYPE_CHECKING:
     from mystic_trading.marketdata.facade import MarketData
@@ -74,18 +75,45 @@ async def _bot(md: MarketData, rng: random.Random, until: float, counts: dict[st
         await asyncio.sleep(rng.uniform(0.002, 0.02))
 
 
-async def _demo(settings: Settings, seconds: float, bots: int, latency_ms: float) -> None:
+def demo_store_url() -> str:
+    """The demo's own SQLite file, ``demo.db`` beside the default store."""
+    return default_database_url().removesuffix("mystic.db") + "demo.db"
+
+
+def demo_settings(
+    settings: Settings, exchange_url: str, store_url: str | None, use_redis: bool
+) -> Settings:
+    """``settings`` pointed at the demo's sandbox and store, with Redis only if asked."""
+    provider = settings.provider.model_copy(
+        update={"base_url": AnyHttpUrl(exchange_url), "venue": None}
+    )
+    store = StoreSettings(**{**settings.store.model_dump(), "url": store_url or demo_store_url()})
+    update: dict[str, Any] = {"provider": provider, "store": store}
+    if not use_redis:
+        update["redis_url"] = None
+    return settings.model_copy(update=update)
+
+
+async def _demo(
+    settings: Settings,
+    seconds: float,
+    bots: int,
+    latency_ms: float,
+    store_url: str | None = None,
+    use_redis: bool = False,
+) -> None:
     from mystic_trading.marketdata.facade import MarketData
     from mystic_trading.sandbox import SandboxConfig, SandboxServer
 
     async with SandboxServer(
         SandboxConfig(port=0, latency_ms=latency_ms, jitter_ms=latency_ms / 5)
     ) as exchange:
-        provider = settings.provider.model_copy(update={"base_url": AnyHttpUrl(exchange.url)})
-        settings = settings.model_copy(update={"provider": provider})
+        settings = demo_settings(settings, exchange.url, store_url, use_redis)
+        redis = "none" if settings.redis_url is None else settings.masked()["redis_url"]
         console.print(
-            f"sandbox exchange at {exchange.url} ({latency_ms:g} ms latency); "
-            f"store: {settings.masked()['store']['url']}"
+            f"sandbox exchange at {exchange.url} ({latency_ms:g} ms latency, venue "
+            f"{exchange.venue}); demo store: {settings.masked()['store']['url']}; "
+            f"Redis: {redis}"
         )
         started = time.monotonic()
         async with MarketData.open(settings) as md:
@@ -173,10 +201,26 @@ def demo(
     latency_ms: Annotated[
         float, typer.Option(help="Latency the sandbox adds to every answer.", min=0)
     ] = 50.0,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Store URL for the demo (default: demo.db beside the default store; never "
+            "your configured store).",
+            show_default=False,
+        ),
+    ] = None,
+    use_redis: Annotated[
+        bool,
+        typer.Option(
+            "--use-redis", help="Use the configured MYSTIC_REDIS_URL (default: no Redis)."
+        ),
+    ] = False,
 ) -> None:
     """Run a realistic workload against the built-in sandbox and print what Mystic saved.
 
-    Uses your configured store (SQLite by default): run it twice and the second run fetches
-    no closed candle again.
+    Uses a store of its own (demo.db beside the default store), never your configured one,
+    and no Redis unless --use-redis: the sandbox's synthetic market never mixes with a real
+    exchange's data. Run it twice and the second run fetches no closed candle again.
     """
-    asyncio.run(_demo(ctx.obj.settings, seconds, bots, latency_ms))
+    asyncio.run(_demo(ctx.obj.settings, seconds, bots, latency_ms, store, use_redis))

@@ -73,6 +73,7 @@ class MarketData:
             negative_ttl_s=self.cache.negative_ttl_s,
             clock=clock,
             on_reload=self._ticker_keys.clear,
+            store=store,
         )
 
     # -- life cycle -------------------------------------------------------------------------
@@ -90,6 +91,7 @@ class MarketData:
         """Finish background refreshes and candle writes; the layers themselves belong to
         whoever opened them."""
         await self.layers.aclose()
+        await self.symbols.aclose()
         await self.filler.aclose()
 
     async def flush(self) -> None:
@@ -100,7 +102,8 @@ class MarketData:
     # -- symbols ----------------------------------------------------------------------------
 
     async def exchange_info(self, *, refresh: bool = False) -> ExchangeInfo:
-        """The exchange's symbols and limits, fetched once an hour (weight 20)."""
+        """The exchange's symbols and limits: the copy at hand when younger than an hour
+        (this process's or the store's), else fetched (weight 20); ``refresh`` fetches."""
         return await self.symbols.info(refresh=refresh)
 
     async def symbol(self, name: str | Symbol) -> Symbol:
@@ -371,6 +374,13 @@ class MarketData:
         }
         data["redis"] = None if self.redis is None else self.redis.stats()
         data["candle_pages_fetched"] = self.filler.pages_fetched
+        data["venue"] = self.provider.venue
+        data["clock"] = self.provider.clock.stats()
+        age = self.symbols.age_s()
+        data["exchange_info"] = {
+            "age_s": None if age is None else round(age, 1),
+            "fetched": self.symbols.fetched,
+        }
         data["throttle"] = self.throttler.stats()
         data["store"] = self.store.stats()
         return data
