@@ -95,19 +95,88 @@ def test_candles_json_range(mystic: Run) -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (("candles", "BTCUSDT", "7m"), "invalid interval '7m'"),
         (("candles", "BTCUSDT", "1s", "--start", "2015-01-01"), "--yes"),
-        (("candles", "BTCUSDT", "1h", "--start", "2024-02-01", "--end", "2024-01-01"), "before"),
         (("ticker", "FOO/USDT"), "unknown symbol FOO/USDT"),
-        (("ticker", "BTC//USDT"), "invalid symbol"),
     ],
 )
-def test_bad_input_exits_1_with_the_reason(mystic: Run, args: tuple[str, ...], needle: str) -> None:
-    """Bad symbols, intervals and ranges exit 1 with the reason on stderr and no traceback."""
+def test_errors_found_by_mystic_exit_1_with_the_reason(
+    mystic: Run, args: tuple[str, ...], needle: str
+) -> None:
+    """Errors Mystic finds after the arguments pass (unlisted symbol, too large) exit 1."""
     result = mystic(*args)
     assert result.returncode == 1, result.stdout
     assert needle in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr
+
+
+CANDLES = ("candles", "BTCUSDT", "1d")
+BACKFILL = ("backfill", "BTCUSDT", "--interval", "1d")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("candles", "BTCUSDT", "7m"), "invalid interval '7m'"),
+        (("ticker", "BTC//USDT"), "invalid symbol 'BTC//USDT': it has more than one separator"),
+        (("ticker", "BTCUSDT", "ß/USDT"), "'ß' (U+00DF) is not an ASCII letter"),
+        (("candles", "ＢＴＣUSDT", "1h"), "invalid symbol"),
+        (
+            ("candles", "BTCUSDT", "1h", "--start", "2024-02-01", "--end", "2024-01-01"),
+            "--end 2024-01-01 (1704067200000 ms) is before --start 2024-02-01 (1706745600000 ms)",
+        ),
+        ((*CANDLES, "--start", "1704067200"), "give 1704067200000"),
+        ((*CANDLES, "--start", "-1"), "--start '-1' is negative"),
+        ((*CANDLES, "--end", "-1000000000000"), "is negative"),
+        ((*CANDLES, "--start", "100000000000000000000"), "is after 2100-01-01"),
+        ((*CANDLES, "--start", "2204-01-01"), "is after 2100-01-01"),
+        ((*CANDLES, "--start", "1704067200000.5"), "is not a timestamp"),
+        ((*CANDLES, "--end", "yesterday"), "--end 'yesterday' is not a timestamp"),
+        ((*CANDLES, "--limit", "0"), "--limit must be a whole number of candles from 1"),
+        ((*CANDLES, "--limit", "-1"), "got -1"),
+        ((*CANDLES, "--limit", "2.5"), "got '2.5'"),
+        ((*CANDLES, "--limit", "1000000000", "--yes"), "more than 1,000,000 candles"),
+        ((*BACKFILL, "--since", "1704067200"), "--since '1704067200' looks like epoch seconds"),
+        ((*BACKFILL, "--since", "2024-13-01"), "--since '2024-13-01' is not a timestamp"),
+        ((*BACKFILL, "--since", "2099-01-01"), "--since 2099-01-01 is in the future"),
+        (
+            (*BACKFILL, "--since", "2024-01-02", "--until", "2024-01-01"),
+            "--until 2024-01-01 (1704067200000 ms) is before --since 2024-01-02",
+        ),
+        ((*BACKFILL, "--since", "2024-01-01", "--until", "1.5"), "--until '1.5' is not"),
+        (("backfill", "BTCUSDT", "--interval", "7m", "--since", "2024-01-01"), "invalid interval"),
+    ],
+)
+def test_invalid_arguments_exit_2_on_one_line_before_any_request(
+    mystic: Run, exchange: SandboxServer, args: tuple[str, ...], needle: str
+) -> None:
+    """A bad symbol, interval, time or limit: one stderr line, exit 2, nothing sent upstream."""
+    before = exchange.stats.total.requests
+    result = mystic(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("invalid argument (")
+    assert needle in lines[0]
+    assert result.stdout == ""
+    assert exchange.stats.total.requests == before
+
+
+def test_epoch_ms_and_iso_give_the_same_candles(mystic: Run) -> None:
+    """--start/--end in epoch ms read exactly as the same times in ISO, as the API reads them."""
+    by_iso = mystic(*CANDLES, "--start", "2024-01-01", "--end", "2024-01-08", "--format", "json")
+    by_ms = mystic(
+        *CANDLES, "--start", "1704067200000", "--end", "1704672000000", "--format", "json"
+    )
+    assert by_iso.returncode == by_ms.returncode == 0, by_iso.stderr + by_ms.stderr
+    assert json.loads(by_ms.stdout) == json.loads(by_iso.stdout)
+    assert len(json.loads(by_ms.stdout)) == 7
+
+
+def test_backfill_accepts_epoch_ms_as_its_help_says(mystic: Run) -> None:
+    """backfill --since/--until take epoch ms as well as ISO dates (once refused as ms)."""
+    result = mystic(*BACKFILL, "--since", "1704067200000", "--until", "1704326400000")
+    assert result.returncode == 0, result.stderr
+    assert "BTCUSDT 1d:" in result.stdout
 
 
 def test_unreachable_exchange_says_what_to_do(mystic: Run) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import random
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -163,9 +164,61 @@ def test_decimal_refuses_what_is_not_an_exact_decimal(bad: object) -> None:
 
 def test_to_ms_reads_ints_datetimes_and_iso_strings() -> None:
     """Timestamps are UTC milliseconds; naive values are read as UTC."""
-    assert to_ms(5) == 5
+    assert to_ms(ms(2024, 1, 1)) == ms(2024, 1, 1)
+    assert to_ms(str(ms(2024, 1, 1))) == ms(2024, 1, 1)
+    assert to_ms(0) == 0
     assert to_ms("2024-01-01") == ms(2024, 1, 1)
     assert to_ms("2024-01-01T01:00:00+01:00") == ms(2024, 1, 1)
     assert to_ms(datetime(2024, 1, 1)) == ms(2024, 1, 1)
     with pytest.raises(InvalidRange, match="not a timestamp"):
         to_ms("yesterday")
+
+
+def test_to_ms_refuses_epoch_seconds_with_the_ms_to_use() -> None:
+    """An int from 1 to 99,999,999,999 looks like epoch seconds and is refused, never converted."""
+    with pytest.raises(InvalidRange, match="looks like epoch seconds") as info:
+        to_ms(1_704_067_200, "start")
+    assert "give 1704067200000" in str(info.value)
+    assert str(info.value).startswith("start 1704067200 ")
+
+
+def test_to_ms_is_exact_to_the_millisecond() -> None:
+    """A datetime's milliseconds are kept exactly (no float rounding), sub-ms dropped."""
+    moment = datetime(2024, 1, 1, 0, 0, 0, 1_999, tzinfo=UTC)
+    assert to_ms(moment) == ms(2024, 1, 1) + 1
+
+
+@pytest.mark.parametrize("ts", [-(10**20), -1, 0, 10**17, 10**20, 2**63, 4_102_444_800_000 * 10**6])
+@pytest.mark.parametrize("interval", list(Interval))
+def test_interval_arithmetic_holds_for_any_int(interval: Interval, ts: int) -> None:
+    """floor, shift and ceil raise nothing for any int: no datetime, so no OSError or ValueError."""
+    start = interval.floor(ts)
+    assert start <= ts < interval.next_open(start)
+    assert interval.shift(start, -1_000_000) < start < interval.shift(start, 1_000_000)
+
+
+def test_month_arithmetic_matches_the_calendar() -> None:
+    """1M opens agree with calendar.timegm for every month of years 1 to 9999."""
+    for year in range(1, 10_000, 7):
+        for month in range(1, 13):
+            first = calendar.timegm((year, month, 1, 0, 0, 0)) * 1000
+            assert Interval.MO1.floor(first) == first
+            assert Interval.MO1.floor(first + 86_399_999) == first
+            assert Interval.MO1.floor(first - 1) == Interval.MO1.shift(first, -1)
+    far = Interval.MO1.shift(ms(2024, 1, 1), 1_000_000)  # year 85357, past datetime's range
+    assert Interval.MO1.shift(far, -1_000_000) == ms(2024, 1, 1)
+    assert Interval.MO1.shift(ms(2024, 3, 1), -12 * 2000) == ms(24, 3, 1)
+
+
+@pytest.mark.parametrize("bad", [None, 60, ["1h"], b"1h"])
+def test_interval_of_another_type_is_invalid_interval(bad: object) -> None:
+    """None, numbers and bytes raise InvalidInterval saying a str is needed, not TypeError."""
+    with pytest.raises(InvalidInterval, match="not str"):
+        Interval.parse(bad)
+
+
+@pytest.mark.parametrize("bad", [None, 123, "BTC\n/USDT", "ß/USDT", "ＢＴＣ/USDT", "BTC/USDT\n/X"])
+def test_symbol_refuses_other_types_and_non_ascii(bad: object) -> None:
+    """Not a str, a control character or a non-ASCII letter: InvalidSymbol, never SS/USDT."""
+    with pytest.raises(InvalidSymbol, match="invalid symbol"):
+        Symbol.parse(bad)

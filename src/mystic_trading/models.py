@@ -8,11 +8,11 @@ exactly that (a binary float would turn it into 12345678.123456780612...). ARCHI
 
 from __future__ import annotations
 
-import calendar
 import enum
+import numbers
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 import msgspec
@@ -21,12 +21,16 @@ from mystic_trading.errors import InvalidInterval, InvalidRange, InvalidSymbol, 
 
 __all__ = [
     "KNOWN_QUOTES",
+    "MAX_TIMESTAMP_MS",
+    "SECONDS_BELOW_MS",
     "Candle",
     "Interval",
     "OrderBook",
     "Symbol",
     "Ticker",
+    "iso_from_ms",
     "parse_decimal",
+    "symbol_text",
     "to_ms",
 ]
 
@@ -66,18 +70,23 @@ class Interval(enum.StrEnum):
     MO1 = "1M"
 
     @classmethod
-    def parse(cls, value: str | Interval) -> Interval:
-        """Return the interval named ``value`` or raise :class:`InvalidInterval`."""
+    def parse(cls, value: object) -> Interval:
+        """Return the interval named ``value`` or raise :class:`InvalidInterval`.
+
+        Only an ``Interval`` or the exact str of one is accepted: no case folding, no
+        whitespace stripped, no other type (``None``, ``60``) converted.
+        """
         if isinstance(value, Interval):
             return value
-        try:
-            return cls(value)
-        except ValueError:
-            accepted = ", ".join(i.value for i in cls)
-            raise InvalidInterval(
-                f"invalid interval {value!r}; accepted (case-sensitive): {accepted}",
-                interval=str(value),
-            ) from None
+        member = cls._value2member_map_.get(value) if isinstance(value, str) else None
+        if isinstance(member, Interval):
+            return member
+        accepted = ", ".join(i.value for i in cls)
+        kind = "" if isinstance(value, str) else f" ({type(value).__name__}, not str)"
+        raise InvalidInterval(
+            f"invalid interval {_shown(value)}{kind}; accepted (case-sensitive): {accepted}",
+            interval=str(value),
+        )
 
     @property
     def ms(self) -> int | None:
@@ -87,8 +96,7 @@ class Interval(enum.StrEnum):
     def floor(self, ts: int) -> int:
         """Open time of the candle that contains ``ts``."""
         if self is Interval.MO1:
-            dt = datetime.fromtimestamp(ts // 1000, tz=UTC)
-            return _month_start_ms(dt.year, dt.month)
+            return _month_start_ms(_month_index(ts))
         if self is Interval.W1:
             return ts - (ts - _FIRST_MONDAY_MS) % WEEK_MS
         step = _FIXED_MS[self]
@@ -110,9 +118,7 @@ class Interval(enum.StrEnum):
     def shift(self, open_time: int, n: int) -> int:
         """Open time ``n`` candles after (or before, for negative ``n``) ``open_time``."""
         if self is Interval.MO1:
-            dt = datetime.fromtimestamp(open_time // 1000, tz=UTC)
-            months = dt.year * 12 + (dt.month - 1) + n
-            return _month_start_ms(months // 12, months % 12 + 1)
+            return _month_start_ms(_month_index(open_time) + n)
         return open_time + n * _FIXED_MS[self]
 
     def count_between(self, start: int, end: int) -> int:
@@ -159,33 +165,193 @@ _FIXED_MS: dict[Interval, int] = {
 }
 
 
-def _month_start_ms(year: int, month: int) -> int:
-    return calendar.timegm((year, month, 1, 0, 0, 0)) * 1000
+# Calendar months by integer arithmetic, not datetime: datetime.fromtimestamp raises OSError
+# or OverflowError far from today (a start of 10**20 ms gave "[Errno 75] Value too large"),
+# and calendar.timegm a ValueError past year 9999 (1M windows of a million months). These hold
+# for every int. The algorithms are Howard Hinnant's "days_from_civil"/"civil_from_days"
+# (https://howardhinnant.github.io/date_algorithms.html), in Python's floor division.
+def _month_index(ts: int) -> int:
+    """``year * 12 + month - 1`` of the UTC month that holds ``ts`` (epoch ms)."""
+    z = ts // DAY_MS + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153  # months counted from March
+    month = mp + 3 if mp < 10 else mp - 9
+    year = yoe + era * 400 + (1 if month <= 2 else 0)
+    return year * 12 + month - 1
 
 
-def to_ms(value: int | datetime | str) -> int:
-    """UTC epoch milliseconds from an int (ms), an aware datetime or an ISO-8601 string.
+def _month_start_ms(index: int) -> int:
+    """Epoch ms of 00:00 UTC on the 1st of month ``index`` (``year * 12 + month - 1``)."""
+    year, month0 = divmod(index, 12)
+    year -= 1 if month0 < 2 else 0
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * ((month0 + 10) % 12) + 2) // 5  # the 1st, months counted from March
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return (era * 146_097 + doe - 719_468) * DAY_MS
 
-    A naive datetime or a string without an offset is read as UTC.
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+# Integers are epoch milliseconds. One below SECONDS_BELOW_MS would be before 1973-03-03
+# 09:46:40 UTC, when no exchange traded crypto, but as epoch seconds it is 1970 to 5138: it is
+# almost surely seconds (time.time(), pandas' .timestamp()), so it is refused, not read as 1970.
+SECONDS_BELOW_MS = 100_000_000_000
+# The latest time accepted, 2100-01-01 00:00:00 UTC: later ones are typos ("2204") or other
+# units (epoch microseconds or nanoseconds); the bound also keeps window arithmetic small.
+MAX_TIMESTAMP_MS = 4_102_444_800_000
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_BASIC_DATE = re.compile(r"(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])")
+_ACCEPTED_MOMENTS = (
+    "accepted: epoch milliseconds as an int or a string of digits (0, or "
+    f"{SECONDS_BELOW_MS} to {MAX_TIMESTAMP_MS}), a datetime or date, or an ISO-8601 string "
+    "such as 2024-01-31 or 2024-01-31T12:00:00Z (UTC unless it has an offset), from "
+    "1970-01-01 to 2100-01-01"
+)
+
+
+def iso_from_ms(ms: int) -> str:
+    """Epoch ms as ISO-8601 UTC that :func:`to_ms` reads back: ``2024-01-31T12:00:00Z``."""
+    text = (_EPOCH + ms * _ONE_MS).isoformat(timespec="milliseconds")
+    return text.replace(".000+00:00", "Z").replace("+00:00", "Z")
+
+
+def _shown(value: object, width: int = 60) -> str:
+    """``repr(value)``, cut short: a 10 kB argument should not become a 10 kB message."""
+    text = value.isoformat() if isinstance(value, date) else repr(value)
+    return text if len(text) <= width else f"{text[: width - 5]}...{text[-2:]}"
+
+
+def _refused(what: str, value: object, reason: str) -> InvalidRange:
+    return InvalidRange(f"{what} {_shown(value)} {reason}; {_ACCEPTED_MOMENTS}")
+
+
+def to_ms(value: object, what: str = "timestamp") -> int:
+    """UTC epoch milliseconds from an int (ms), a datetime, a date or an ISO-8601 string.
+
+    - An int, or a str of ASCII digits, is epoch milliseconds, from 0 to ``MAX_TIMESTAMP_MS``
+      (2100-01-01). One from 1 to ``SECONDS_BELOW_MS - 1`` (100,000,000,000, which is
+      1973-03-03 as ms but 1970 to 5138 as seconds) looks like epoch seconds and is refused,
+      naming the milliseconds to use: it is never converted silently.
+    - A datetime or an ISO-8601 string without an offset is UTC; a date is its 00:00 UTC.
+      Either must fall from 1970-01-01 to 2100-01-01.
+    - Floats are refused, integral or not: a float time is most often seconds
+      (``time.time()``) or has lost precision. So are bools, None and every other type.
+
+    Anything refused raises :class:`InvalidRange` naming ``what`` (``"start"``,
+    ``"--since"``), the value and what is accepted.
     """
-    if isinstance(value, bool):
-        raise InvalidRange(f"not a timestamp: {value!r}")
-    if isinstance(value, int):
-        return value
+    if isinstance(value, bool) or value is None:
+        raise _refused(what, value, "is not a timestamp")
+    if isinstance(value, float):
+        raise _refused(what, value, "is a float (for time.time() seconds: int(t * 1000))")
+    if isinstance(value, numbers.Integral):  # int, numpy.int64 (numpy.bool_ is not Integral)
+        return _epoch_ms(int(value), what, value)
     if isinstance(value, str):
+        text = value.strip()
+        if _INT_TEXT.fullmatch(text):
+            sign = -1 if text.startswith("-") else 1
+            digits = text.lstrip("+-").lstrip("0") or "0"
+            # int() refuses over 4,300 digits (a ValueError); any such number is out of range.
+            number = int(digits) if len(digits) <= 20 else MAX_TIMESTAMP_MS + 1
+            return _epoch_ms(sign * number, what, value)
         try:
-            value = datetime.fromisoformat(value)
+            moment = datetime.fromisoformat(text)
         except ValueError:
-            raise InvalidRange(
-                f"not a timestamp: {value!r}; use epoch milliseconds or ISO-8601 "
-                "such as 2024-01-31 or 2024-01-31T12:00:00Z"
-            ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return int(value.timestamp() * 1000)
+            raise _refused(what, value, "is not a timestamp") from None
+    elif isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    else:
+        raise _refused(what, value, f"is not a timestamp (a {type(value).__name__})")
+    if moment.utcoffset() is None:  # naive: read as UTC
+        moment = moment.replace(tzinfo=UTC)
+    # Exact: timedelta // timedelta is an int, where timestamp() * 1000 goes through a float.
+    ms = (moment - _EPOCH) // _ONE_MS
+    if not 0 <= ms <= MAX_TIMESTAMP_MS:
+        span = "before 1970-01-01" if ms < 0 else "after 2100-01-01"
+        raise _refused(what, value, f"is {span}T00:00:00Z")
+    return ms
 
 
-_ASSET = re.compile(r"^[A-Z0-9]{1,12}$")
+def _epoch_ms(ms: int, what: str, value: object) -> int:
+    """Check an integer given as epoch milliseconds (see :func:`to_ms`)."""
+    if ms < 0:
+        raise _refused(what, value, "is negative: epoch milliseconds start at 0 (1970-01-01)")
+    if 0 < ms < SECONDS_BELOW_MS:
+        if ms * 1000 <= MAX_TIMESTAMP_MS:
+            advice = f"for {iso_from_ms(ms * 1000)} give {ms * 1000}"
+        else:
+            advice = "even as seconds it is after 2100-01-01"
+        text = value.strip() if isinstance(value, str) else ""
+        if _BASIC_DATE.fullmatch(text):  # 20240131: an ISO date in the basic format?
+            day = f"{text[:4]}-{text[4:6]}-{text[6:]}"
+            advice += f"; if it is the date {day}, write {day}"
+        raise InvalidRange(
+            f"{what} {_shown(value)} looks like epoch seconds, not milliseconds: integers are "
+            f"epoch ms, and 1 to {SECONDS_BELOW_MS - 1} (before 1973-03-03 as ms) is refused "
+            f"as a likely mistake; {advice}"
+        )
+    if ms > MAX_TIMESTAMP_MS:
+        raise _refused(
+            what,
+            value,
+            "is after 2100-01-01T00:00:00Z (in epoch microseconds or nanoseconds? divide by "
+            "1,000 or 1,000,000)",
+        )
+    return ms
+
+
+# A symbol's text: ASCII letters and digits, with at most one separator between base and
+# quote. Checked before upper-casing, which would turn "ß" into "SS", and matched whole
+# (fullmatch): "$" also matches before a trailing newline, so "BTC\n/USDT" passed.
+_SEPARATORS = "/-_"
+_ASSET = re.compile(r"[A-Z0-9]{1,12}")
+_SYMBOL_TEXT = re.compile(r"[A-Za-z0-9]{1,12}[/_-][A-Za-z0-9]{1,12}|[A-Za-z0-9]{2,24}")
+_SYMBOL_FORMS = (
+    "expected BASE/QUOTE such as BTC/USDT (also btc/usdt, BTC-USDT or BTC_USDT), or the "
+    "exchange form such as BTCUSDT; assets are 1 to 12 ASCII letters or digits"
+)
+
+
+def symbol_text(value: object) -> str:
+    """The text of a symbol, stripped and upper-cased, or :class:`InvalidSymbol`.
+
+    Accepted: a str of 1 to 12 ASCII letters or digits, a separator (``/``, ``-`` or ``_``)
+    and 1 to 12 more; or 2 to 24 of them glued (the exchange form, ``BTCUSDT``). Leading and
+    trailing whitespace is dropped. Refused, naming the fault: other types (``None``,
+    ``123``), control characters, non-ASCII letters or digits (``ß``, Cyrillic, fullwidth,
+    CJK, emoji), spaces inside, and more than one separator. Whether a glued form splits into
+    base and quote is left to :meth:`Symbol.parse` or the exchange's listing.
+    """
+    if not isinstance(value, str):
+        raise InvalidSymbol(
+            f"invalid symbol {_shown(value)}: a symbol is a str, not {type(value).__name__}; "
+            + _SYMBOL_FORMS,
+            symbol=str(value),
+        )
+    text = value.strip()
+    if _SYMBOL_TEXT.fullmatch(text):
+        return text.upper()
+    bad = next((c for c in text if not (c.isascii() and (c.isalnum() or c in _SEPARATORS))), "")
+    if bad:
+        reason = f"{bad!r} (U+{ord(bad):04X}) is not an ASCII letter, digit or separator"
+    elif not text:
+        reason = "it is empty"
+    elif (separators := sum(text.count(sep) for sep in _SEPARATORS)) > 1:
+        reason = "it has more than one separator"
+    elif separators:
+        reason = "its base or quote is empty or longer than 12 characters"
+    else:
+        size = f"{len(text):,} character" + ("" if len(text) == 1 else "s")
+        reason = f"it has {size}, where the exchange form has 2 to 24"
+    raise InvalidSymbol(f"invalid symbol {_shown(value)}: {reason}; {_SYMBOL_FORMS}", symbol=value)
+
 
 # Quote assets tried, longest first, when a symbol arrives in the exchange's glued form
 # ("BTCUSDT"). A provider that knows the exchange's listing resolves exactly instead.
@@ -209,26 +375,25 @@ class Symbol:
     quote: str
 
     @classmethod
-    def parse(cls, text: str | Symbol, quotes: tuple[str, ...] = KNOWN_QUOTES) -> Symbol:
-        """Read ``BTC/USDT``, ``btc-usdt`` or ``BTCUSDT``; raise :class:`InvalidSymbol`."""
+    def parse(cls, text: object, quotes: tuple[str, ...] = KNOWN_QUOTES) -> Symbol:
+        """Read ``BTC/USDT``, ``btc-usdt`` or ``BTCUSDT``; raise :class:`InvalidSymbol`.
+
+        The text must pass :func:`symbol_text`; a glued form is split at the longest quote
+        asset of ``quotes`` it ends with.
+        """
         if isinstance(text, Symbol):
             return text
-        raw = text.strip().upper() if isinstance(text, str) else ""
-        for sep in ("/", "-", "_"):
+        raw = symbol_text(text)
+        for sep in _SEPARATORS:
             if sep in raw:
                 base, _, quote = raw.partition(sep)
-                if _ASSET.match(base) and _ASSET.match(quote):
-                    return cls(base, quote)
-                break
-        else:
-            for quote in quotes:
-                if raw.endswith(quote) and len(raw) > len(quote):
-                    base = raw[: -len(quote)]
-                    if _ASSET.match(base):
-                        return cls(base, quote)
+                return cls(base, quote)
+        for quote in quotes:
+            if raw.endswith(quote) and _ASSET.fullmatch(raw[: -len(quote)]):
+                return cls(raw[: -len(quote)], quote)
         raise InvalidSymbol(
-            f"invalid symbol {text!r}: expected BASE/QUOTE such as BTC/USDT, or the exchange "
-            f"form such as BTCUSDT with a known quote asset ({', '.join(sorted(quotes))})",
+            f"invalid symbol {_shown(text)}: it does not split into a base and a known quote "
+            f"asset ({', '.join(sorted(quotes))}); {_SYMBOL_FORMS}",
             symbol=str(text),
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -36,8 +37,10 @@ async def test_malformed_klines_store_nothing(store_url: str, klines: httpx.Resp
     """MalformedPayload reaches the caller; the store has no candle and no coverage."""
 
     def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/exchangeInfo"):
-            return httpx.Response(200, json=INFO)
+        if request.url.path.endswith("/exchangeInfo"):  # a capture: its serverTime is now
+            return httpx.Response(200, json={**INFO, "serverTime": int(time.time() * 1000)})
+        if request.url.path.endswith("/time"):
+            return httpx.Response(200, json={"serverTime": int(time.time() * 1000)})
         return klines
 
     throttler = Throttler("binance", Budget(limit=6000, window_s=60))
@@ -51,8 +54,9 @@ async def test_malformed_klines_store_nothing(store_url: str, klines: httpx.Resp
         with pytest.raises(MalformedPayload) as info:
             await md.candles("ETHBTC", "1m", start=start, end=start + 10 * 60_000)
         assert info.value.endpoint == "klines"
-        assert await store.candles.coverage("binance", "ETH/BTC", "1m") == []
-        assert list(await store.candles.range("binance", "ETH/BTC", "1m", 0, 2 * start)) == []
+        venue = provider.venue
+        assert await store.candles.coverage(venue, "ETH/BTC", "1m") == []
+        assert list(await store.candles.range(venue, "ETH/BTC", "1m", 0, 2 * start)) == []
         await md.aclose()
     finally:
         await store.aclose()

@@ -7,6 +7,8 @@ import csv
 import enum
 import io
 import json
+import re
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,18 +16,22 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mystic_trading.config import Settings
-from mystic_trading.errors import UpstreamUnavailable
-from mystic_trading.models import Candle
+from mystic_trading.errors import DataError, InvalidRange, UpstreamUnavailable
+from mystic_trading.models import Candle, Interval, iso_from_ms, symbol_text
 
 if TYPE_CHECKING:
     from mystic_trading.marketdata.facade import MarketData
 
 T = TypeVar("T")
 console = Console()
+# One line however long: soft_wrap leaves wrapping to the terminal.
+err_console = Console(stderr=True, soft_wrap=True)
+_WHOLE = re.compile(r"[+-]?[0-9]{1,20}")
 
 
 class Format(enum.StrEnum):
@@ -36,6 +42,33 @@ class Format(enum.StrEnum):
 
 def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def checked_arguments(check: Callable[[], T]) -> T:
+    """Run ``check``, the arguments' own checks, before anything is opened or fetched.
+
+    A :class:`DataError` there is an invalid argument: one line on stderr and exit code 2
+    (the README's "invalid settings or arguments"). Errors found later, by Mystic itself
+    (an unknown symbol, a range too large without --yes), exit 1 in ``_app.main``.
+    """
+    try:
+        return check()
+    except DataError as exc:
+        err_console.print(
+            f"[bold red]invalid argument[/] ({type(exc).__name__}): {escape(str(exc))}",
+            highlight=False,
+        )
+        raise typer.Exit(2) from None
+
+
+def _limit(text: str | None) -> int | None:
+    """--limit: digits only, then the API's own rule (1 to 1,000,000)."""
+    from mystic_trading.marketdata.window import check_limit
+
+    if text is None:
+        return None
+    stripped = text.strip()
+    return check_limit(int(stripped) if _WHOLE.fullmatch(stripped) else text, "--limit")
 
 
 def run_with(settings: Settings, work: Callable[[MarketData], Awaitable[T]]) -> T:
@@ -66,6 +99,7 @@ def ticker(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Latest price, 24h change and best bid/ask, with where each answer came from."""
+    checked_arguments(lambda: [symbol_text(name) for name in symbols])
     answers = run_with(ctx.obj.settings, lambda md: md.tickers(symbols))
     if as_json:
         out = [
@@ -128,7 +162,12 @@ def candles(
     end: Annotated[
         str | None, typer.Option(help="ISO date/time (UTC) or epoch ms; exclusive.")
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="At most this many candles.")] = None,
+    limit: Annotated[
+        str | None,
+        typer.Option(
+            metavar="N", help="At most this many candles, 1 to 1,000,000.", show_default=False
+        ),
+    ] = None,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
     yes: Annotated[
         bool, typer.Option("--yes", help="Confirm a request of more than 1,000,000 candles.")
@@ -137,16 +176,23 @@ def candles(
     """Candles of one symbol: closed ones from the store, only missing ones from the exchange.
 
     With neither --start nor --end: the last --limit (default 500) candles, the open one last.
+    A --start in the future gives no candles.
+    Epoch ms below 100000000000 look like epoch seconds and are refused.
     """
 
-    def moment(text: str | None) -> int | str | None:
-        if text is None:
-            return None
-        return int(text) if text.isdigit() else text
+    def check() -> int | None:
+        from mystic_trading.marketdata.window import check_range
 
+        symbol_text(symbol)
+        Interval.parse(interval)
+        check_range(start, end, names=("--start", "--end"))
+        return _limit(limit)
+
+    count = checked_arguments(check)
+    # start/end go on as given: the API reads a string of digits as epoch ms, as the CLI does.
     answer = run_with(
         ctx.obj.settings,
-        lambda md: md.candles(symbol, interval, moment(start), moment(end), limit, allow_large=yes),
+        lambda md: md.candles(symbol, interval, start, end, count, allow_large=yes),
     )
     rows = answer.value
     if fmt is Format.json:
@@ -184,9 +230,10 @@ def backfill(
     ctx: typer.Context,
     symbols: Annotated[list[str], typer.Argument(help="Symbols to backfill.")],
     interval: Annotated[str, typer.Option(help="Candle interval, e.g. 1m or 1h.")],
-    since: Annotated[str, typer.Option(help="First day to keep, ISO date (UTC).")],
+    since: Annotated[str, typer.Option(help="Start (inclusive): ISO date/time (UTC) or epoch ms.")],
     until: Annotated[
-        str | None, typer.Option(help="End (exclusive), ISO date; default: now.")
+        str | None,
+        typer.Option(help="End (exclusive): ISO date/time (UTC) or epoch ms; default: now."),
     ] = None,
 ) -> None:
     """Store every closed candle since --since: resumable and idempotent.
@@ -194,7 +241,26 @@ def backfill(
     Only ranges the store does not know are fetched (ranges known to be empty included), at
     background priority so interactive requests go first. Interrupt it any time; run it again
     to continue where it stopped.
+
+    A --since in the future is refused: nothing has closed there yet.
     """
+
+    def check() -> None:
+        from mystic_trading.marketdata.window import check_range
+
+        for name in symbols:
+            symbol_text(name)
+        Interval.parse(interval)
+        since_ms, _ = check_range(since, until, names=("--since", "--until"))
+        now_ms = int(time.time() * 1000)
+        if since_ms is not None and since_ms > now_ms:
+            raise InvalidRange(
+                f"--since {since.strip()} is in the future (now is {iso_from_ms(now_ms)}): "
+                "there are no closed candles to store yet",
+                start=since_ms,
+            )
+
+    checked_arguments(check)
 
     async def work(md: MarketData) -> dict[str, int]:
         fetched: dict[str, int] = {}

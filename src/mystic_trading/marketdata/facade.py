@@ -17,18 +17,22 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from typing import Any
 
 from mystic_trading.config import CacheSettings, Settings
-from mystic_trading.errors import (
-    DataError,
-    UnknownSymbol,
-)
+from mystic_trading.errors import InvalidRange, UnknownSymbol
 from mystic_trading.marketdata.answer import Answer, Layer
 from mystic_trading.marketdata.candles import CandleFiller
 from mystic_trading.marketdata.layered import FAILURES, Layers
 from mystic_trading.marketdata.redis_layer import RedisLayer
 from mystic_trading.marketdata.stats import HIT_SAMPLE_EVERY, MarketDataStats
 from mystic_trading.marketdata.symbols import SymbolBook
-from mystic_trading.marketdata.window import Moment, Window, candle_window
-from mystic_trading.models import Candle, Interval, OrderBook, Symbol, Ticker
+from mystic_trading.marketdata.window import (
+    Moment,
+    Window,
+    candle_window,
+    check_depth,
+    check_limit,
+    check_range,
+)
+from mystic_trading.models import Candle, Interval, OrderBook, Symbol, Ticker, iso_from_ms
 from mystic_trading.providers.base import Provider
 from mystic_trading.providers.binance_parse import ExchangeInfo
 from mystic_trading.store import Store
@@ -38,7 +42,6 @@ __all__ = ["MarketData"]
 
 log = logging.getLogger(__name__)
 
-_MAX_DEPTH = 5000
 SNAPSHOT_EVERY_S = 5.0
 _TICKERS_PER_CALL = 20  # /ticker/24hr symbols=[...]: weight 2 up to 20 symbols
 
@@ -127,7 +130,10 @@ class MarketData:
 
     async def ticker(self, symbol: str | Symbol) -> Answer[Ticker]:
         """The latest ticker (last price, 24h statistics, best bid and ask)."""
-        key = self._ticker_keys.get(symbol)
+        try:
+            key = self._ticker_keys.get(symbol)
+        except TypeError:  # unhashable: not a symbol at all (InvalidSymbol below)
+            key = None
         if key is not None:
             entry = self._l1.get(key)
             if entry is not None and entry.fresh_until > self.clock():
@@ -229,8 +235,7 @@ class MarketData:
 
     async def order_book(self, symbol: str | Symbol, depth: int = 100) -> Answer[OrderBook]:
         """An order-book snapshot, ``depth`` levels a side (1 to 5000)."""
-        if isinstance(depth, bool) or not 1 <= depth <= _MAX_DEPTH:
-            raise DataError(f"depth must be 1 to {_MAX_DEPTH} levels, got {depth!r}")
+        depth = check_depth(depth)
         sym = await self.symbol(symbol)
         key = f"b|{sym.exchange}|{depth}"
         name = self.provider.venue
@@ -268,7 +273,10 @@ class MarketData:
         Closed candles come from the store and are fetched from the exchange once, ever; the
         candle open now is fetched while fresh and never stored.
         """
+        # Bad input is refused before anything is fetched (exchangeInfo, the clock).
         iv = Interval.parse(interval)
+        check_range(start, end)
+        check_limit(limit)
         sym = await self.symbol(symbol)
         clock = self.provider.clock
         steps = clock.steps
@@ -337,10 +345,17 @@ class MarketData:
         number of upstream pages fetched. Nothing is put in the memory cache.
         """
         iv = Interval.parse(interval)
+        check_range(start, end)
         sym = await self.symbol(symbol)
         await self.provider.sync_clock()
         now = self.provider.now_ms()
         window = candle_window(sym, iv, now, start, end, allow_large=True)
+        if window.start > iv.floor(now):
+            raise InvalidRange(
+                f"backfill start {start!r} is in the future (the exchange's clock is "
+                f"{iso_from_ms(now)}): there is nothing to store yet",
+                start=window.start,
+            )
         closed_end = min(window.end, iv.floor(now))
         total = iv.count_between(window.start, closed_end)
         step = chunk_pages * self.provider.page_limit

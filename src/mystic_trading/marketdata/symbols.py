@@ -32,7 +32,7 @@ from mystic_trading.errors import (
     UpstreamError,
 )
 from mystic_trading.marketdata.singleflight import SingleFlight
-from mystic_trading.models import Symbol
+from mystic_trading.models import Symbol, symbol_text
 from mystic_trading.providers.base import Provider
 from mystic_trading.providers.binance_parse import ExchangeInfo, parse_exchange_info
 from mystic_trading.store import Store
@@ -163,11 +163,18 @@ class SymbolBook:
 
     async def resolve(self, name: str | Symbol) -> Symbol:
         """``name`` as a listed Symbol; InvalidSymbol or UnknownSymbol spend no quota."""
-        known = self._names.get(name)
+        if not isinstance(name, Symbol):
+            text = symbol_text(name)  # not a str, control or non-ASCII characters: refused
+        known = self._names.get(name)  # hashable now: a str or a Symbol
         if known is not None:
             return known
         info = await self._current()
-        glued = (name if isinstance(name, str) else name.exchange).strip().upper()
+        glued = (
+            (text if not isinstance(name, Symbol) else name.exchange)
+            .replace("/", "")
+            .replace("-", "")
+            .replace("_", "")
+        )
         if info is not None and glued in info.symbols:
             sym = info.symbols[glued].symbol
         else:

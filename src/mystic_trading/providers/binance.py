@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from mystic_trading.errors import (
+    DataError,
     MalformedPayload,
     UpstreamError,
     UpstreamUnavailable,
@@ -121,7 +122,7 @@ class BinanceProvider:
             return
         try:
             await self._get("/api/v3/time", {}, priority=Priority.INTERACTIVE)
-        except UpstreamError as exc:
+        except (UpstreamError, DataError) as exc:
             # Date headers and the grace still bound the clock; try again in a while.
             self._next_sync_try = self.clock.local() + self.clock.resync_ms
             log.warning("could not measure the exchange's clock (%s)", exc)
