@@ -69,6 +69,7 @@ class SymbolBook:
         self._flight: SingleFlight[ExchangeInfo] = SingleFlight()
         self._info: ExchangeInfo | None = None
         self._info_at = -INFO_TTL_S  # local clock, as if fetched then
+        self._info_stamp = -1  # the store's stamp of the copy in use
         self._tried_at = -RETRY_S
         self._background: asyncio.Task[Any] | None = None
         self._names: dict[str | Symbol, Symbol] = {}
@@ -97,20 +98,22 @@ class SymbolBook:
             except StoreError as exc:
                 log.warning("could not read the kept exchangeInfo (%s)", exc)
                 kept = None
-            if kept is not None:
-                age_s = max(0.0, (self.provider.now_ms() - kept.fetched_at) / 1000)
-                if age_s < max_age_s:
-                    try:
-                        return self._use(json.loads(kept.value), age_s)
-                    except (ValueError, MalformedPayload) as exc:
-                        log.warning("the kept exchangeInfo is unreadable (%s); fetching", exc)
+            # Another process's copy, newer than the one in use and young enough.
+            if kept is not None and kept[0].fetched_at > self._info_stamp and kept[1] < max_age_s:
+                try:
+                    info = self._use(json.loads(kept[0].value), kept[1])
+                except (ValueError, MalformedPayload) as exc:
+                    log.warning("the kept exchangeInfo is unreadable (%s); fetching", exc)
+                else:
+                    self._info_stamp = kept[0].fetched_at
+                    return info
         raw = await self.provider.exchange_info_raw()
         self.fetched += 1
         info = self._use(raw, 0.0)
         if self.store is not None:
             body = json.dumps(raw, separators=(",", ":"))
             try:
-                await self.store.venues.save_info(venue, body, self.provider.now_ms())
+                self._info_stamp = await self.store.venues.save_info(venue, body)
             except StoreError as exc:
                 log.warning("could not keep exchangeInfo in the store (%s)", exc)
         return info

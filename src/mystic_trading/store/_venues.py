@@ -80,21 +80,28 @@ class VenueRepository:
 
     # -- exchangeInfo -------------------------------------------------------------------
 
-    async def save_info(self, venue: str, body: str, fetched_at: int) -> None:
-        """Keep ``body`` (exchangeInfo as the exchange sent it) unless a newer one is kept."""
+    async def save_info(self, venue: str, body: str) -> int:
+        """Keep ``body`` (exchangeInfo as the exchange sent it, just now) unless a newer one
+        is kept; returns its stamp (the store's clock, UTC ms)."""
+        fetched_at = self._db.now_ms()
 
         async def work(conn: AsyncConnection) -> None:
             await conn.exec_driver_sql(self._info_put, (venue, body, fetched_at))
 
         await self._db.write("info.save", work, tables=("exchange_info",), detail=venue)
+        return fetched_at
 
-    async def load_info(self, venue: str) -> Stored[str] | None:
-        """The kept exchangeInfo of ``venue`` and when it was fetched (UTC ms), or None."""
+    async def load_info(self, venue: str) -> tuple[Stored[str], float] | None:
+        """The kept exchangeInfo of ``venue`` with its stamp, and its age in seconds on the
+        store's clock (every process stamps with its own wall clock), or None."""
 
         def build(row: Any) -> Stored[str]:
             return Stored(row[0], row[1])
 
-        return await self._db.read_one("info.load", self._info_get, (venue,), build)
+        kept = await self._db.read_one("info.load", self._info_get, (venue,), build)
+        if kept is None:
+            return None
+        return kept, max(0.0, (self._db.now_ms() - kept.fetched_at) / 1000)
 
     # -- census, move, drop -------------------------------------------------------------
 
