@@ -3,6 +3,7 @@ sandbox seed's for another's (review C1, new-user D1)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from decimal import Decimal
@@ -30,6 +31,20 @@ def seed1() -> Iterator[SandboxServer]:
     server = SandboxServer(SandboxConfig(port=0, seed=1)).start()
     yield server
     server.stop()
+
+
+async def listening(exchange: SandboxServer) -> None:
+    """Wait until the sandbox's listener is open again after an outage ended."""
+    for _ in range(200):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", exchange.port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise AssertionError("the sandbox did not listen again")
 
 
 def closes(answer: Any) -> list[Decimal]:
@@ -179,5 +194,26 @@ async def test_a_process_started_while_its_exchange_is_down_keys_as_last_seen(
             answer = await md.ticker("BTCUSDT")
             assert answer.stale
             assert answer.layer is Layer.STORE
+    finally:
+        exchange.reset()
+
+
+async def test_an_exchange_unreachable_at_start_is_identified_by_its_first_answer(
+    exchange: SandboxServer, store_url: str
+) -> None:
+    """With no record of the base URL and the exchange down when the process opens, the
+    venue is unconfirmed; its first answer names it before anything is kept."""
+    exchange.start_outage(1.0, "refuse")
+    try:
+        async with MarketData.open(settings(exchange, store_url)) as md:
+            assert md.provider.venue == venue_from_url(exchange.url)
+            await listening(exchange)
+            await md.candles("BTCUSDT", "1d", start=START, end=START + 3 * DAY)
+            await md.flush()
+            assert md.provider.venue == exchange.venue
+            census = await md.store.venues.census()
+            # Data is the venue's; only throttle state stays keyed by the base URL.
+            data_tables = {"candles", "coverage", "tickers", "books", "exchange_info"}
+            assert {v for v, rows in census.items() if data_tables & set(rows)} == {exchange.venue}
     finally:
         exchange.reset()

@@ -39,7 +39,7 @@ async def assemble(settings: Settings) -> AsyncIterator[MarketData]:
     async with contextlib.AsyncExitStack() as stack:
         store = await open_store(settings.store)
         stack.push_async_callback(store.aclose)
-        venue, declared = await resolve_venue(settings, store)
+        venue, declared, confirmed = await resolve_venue(settings, store)
         if await store.venues.holds(LEGACY_VENUE):
             log.warning(
                 "this store holds rows written before Mystic recorded which exchange they came "
@@ -82,26 +82,38 @@ async def assemble(settings: Settings) -> AsyncIterator[MarketData]:
             max_connections=settings.provider.max_connections,
         )
         stack.push_async_callback(provider.aclose)
+        if not confirmed:
+            provider.confirmed = False
+            if redis_layer is not None:
+                layer = redis_layer
+
+                def identified(found: str) -> None:
+                    layer.prefix = f"mystic:md:{found}:"
+
+                provider.on_identified = identified
         md = MarketData(provider, store, cache=settings.cache, redis=redis_layer)
         stack.push_async_callback(md.aclose)
         yield md
 
 
-async def resolve_venue(settings: Settings, store: Store) -> tuple[str, str | None]:
-    """The venue this process keys its data by, and what the exchange declares (if anything).
+async def resolve_venue(settings: Settings, store: Store) -> tuple[str, str | None, bool]:
+    """The venue this process keys its data by, what the exchange declares (if anything),
+    and whether that is confirmed.
 
     Binance's own hosts are known by name. Any other exchange is asked who it is (one
     weight-1 request); one that cannot be reached is taken to be what its base URL was when
     last reached (kept in the store), so a process that starts during an outage still
-    serves what it kept. ``provider.venue`` overrides the name, never what an exchange
-    declares.
+    serves what it kept; with no record either, the base URL's venue stands until the
+    exchange's first answer says (unconfirmed). ``provider.venue`` overrides the name,
+    never what an exchange declares.
     """
     base_url = str(settings.provider.base_url).rstrip("/")
     configured = settings.provider.venue
     if is_known_exchange(base_url):
-        return configured or venue_from_url(base_url), None
+        return configured or venue_from_url(base_url), None, True
     reached, declared = await declared_venue(
-        base_url, timeout_s=settings.provider.connect_timeout_s
+        base_url,
+        timeout_s=settings.provider.connect_timeout_s + settings.provider.read_timeout_s,
     )
     if reached:
         if configured is not None and declared is not None and configured != declared:
@@ -113,7 +125,7 @@ async def resolve_venue(settings: Settings, store: Store) -> tuple[str, str | No
             )
         venue = configured or venue_of(base_url, declared)
         await store.venues.remember(base_url, venue, declared)
-        return venue, declared
+        return venue, declared, True
     record = await store.venues.known(base_url)
     if record is not None:
         log.warning(
@@ -121,5 +133,5 @@ async def resolve_venue(settings: Settings, store: Store) -> tuple[str, str | No
             base_url,
             record.venue,
         )
-        return record.venue, record.declared
-    return configured or venue_from_url(base_url), None
+        return record.venue, record.declared, True
+    return configured or venue_from_url(base_url), None, False

@@ -206,6 +206,8 @@ class CandleFiller:
                 fetched.extend(result[0])
                 if result[1] is not None:
                     saves.append(result[1])
+            # The venue as the answers named it (an unconfirmed one is named by the first).
+            venue = self.provider.venue
             if saves and (wait_for_store or self._closed):  # written before the answer
                 await self.store.candles.save_ranges(venue, saves)
             elif saves:  # pages that arrived are kept even if another failed

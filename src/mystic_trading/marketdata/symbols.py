@@ -112,8 +112,8 @@ class SymbolBook:
         info = self._use(raw, 0.0)
         if self.store is not None:
             body = json.dumps(raw, separators=(",", ":"))
-            try:
-                self._info_stamp = await self.store.venues.save_info(venue, body)
+            try:  # the venue after the answer: an unconfirmed one is named by it
+                self._info_stamp = await self.store.venues.save_info(self.provider.venue, body)
             except StoreError as exc:
                 log.warning("could not keep exchangeInfo in the store (%s)", exc)
         return info

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,7 @@ from mystic_trading.providers.binance_parse import (
     parse_klines,
     parse_ticker_24hr,
 )
-from mystic_trading.providers.venue import VENUE_HEADER, venue_from_url
+from mystic_trading.providers.venue import VENUE_HEADER, venue_from_url, venue_of
 from mystic_trading.throttle import Priority, Throttler, binance_weight
 
 __all__ = ["DEFAULT_FINAL_GRACE_MS", "PAGE_LIMIT", "BinanceProvider"]
@@ -91,6 +91,10 @@ class BinanceProvider:
         self.venue = venue if venue is not None else venue_from_url(self.base_url)
         self._check_venue = venue is not None
         self._declared = declared
+        # Unconfirmed: the exchange could not be asked who it is when the process opened;
+        # its first answer says, before anything of it is kept.
+        self.confirmed = True
+        self.on_identified: Callable[[str], None] = lambda venue: None
         self.clock = clock if clock is not None else ExchangeClock()
         self.final_grace_ms = final_grace_ms
         self._next_sync_try = float("-inf")
@@ -112,6 +116,15 @@ class BinanceProvider:
     def now_ms(self) -> int:
         """The exchange's clock now, as well as round trips have measured it."""
         return self.clock.now_ms()
+
+    def _identify(self, declared: str | None) -> None:
+        """The first answer of an exchange that could not be asked at start names its venue:
+        key everything by it from now on (nothing of its answers was kept before)."""
+        self._declared = declared
+        self.venue = venue_of(self.base_url, declared)
+        self.confirmed = True
+        log.warning("the exchange at %s identifies as %s", self.base_url, self.venue)
+        self.on_identified(self.venue)
 
     async def sync_clock(self, *, force: bool = False) -> None:
         """Measure the exchange's clock (``/api/v3/time``, weight 1) if it is due: before the
@@ -168,7 +181,9 @@ class BinanceProvider:
         headers = response.headers
         if self._check_venue:
             found = headers.get(VENUE_HEADER)
-            if found != self._declared:
+            if found != self._declared and not self.confirmed:
+                self._identify(found)
+            elif found != self._declared:
                 raise VenueMismatch(
                     f"the exchange at {self.base_url} now identifies as "
                     f"{found or 'no declared venue'}, but this process keys its data by "
