@@ -118,11 +118,15 @@ def oracle_exchange(scenario: Scenario, base_shift: int) -> Iterator[SandboxServ
     server.stop()
 
 
-async def poll(md: MarketData, seen: list[Candle], until: float, rng: random.Random) -> None:
+async def poll(
+    md: MarketData, seen: list[Candle], short: list[int], until: float, rng: random.Random
+) -> None:
     while time.monotonic() < until:
         for interval, limit in (("1s", 5), ("1m", 3)):
             answer = await md.candles(SYMBOL, interval, limit=limit)
             seen.extend(answer.value)
+            if len(answer.value) < limit - 1:  # "the last N" emptied (one may not exist yet)
+                short.append(len(answer.value))
         await asyncio.sleep(rng.uniform(0.05, 0.25))
 
 
@@ -139,6 +143,7 @@ async def test_no_wrong_and_no_lost_candle(
         throttle={"max_retries": 3, "default_deadline_s": 20.0},
     )
     seen: list[Candle] = []
+    short: list[int] = []
     rng = random.Random(3)
     started_at = exchange.clock_ms()  # the sandbox's clock
     async with MarketData.open(config) as md_a, MarketData.open(config) as md_b:
@@ -159,10 +164,14 @@ async def test_no_wrong_and_no_lost_candle(
 
         await asyncio.gather(
             stepper(),
-            *(poll(md, seen, until, random.Random(rng.random())) for md in (md_a, md_b, md_a)),
+            *(
+                poll(md, seen, short, until, random.Random(rng.random()))
+                for md in (md_a, md_b, md_a)
+            ),
         )
         if scenario.slow_first_s:
             await speeder
+        assert short == [], "'the last N' came back short or empty"
         await md_a.flush()
         await md_b.flush()
         ended_at = exchange.clock_ms()

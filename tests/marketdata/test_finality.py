@@ -1,0 +1,66 @@
+"""A candle is final only when the exchange has certainly closed it, and one that closes
+while its page is in flight stays in the answer (review C2, M2)."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from mystic_trading.marketdata.facade import MarketData
+from mystic_trading.marketdata.window import Window
+from mystic_trading.models import Interval, Symbol
+from mystic_trading.sandbox import SandboxServer
+
+SECOND = 1_000
+BTC = Symbol("BTC", "USDT")
+
+
+async def test_a_candle_that_closes_in_flight_stays_in_the_answer(
+    md: MarketData, exchange: SandboxServer
+) -> None:
+    """A window laid while candle X was open, whose page the exchange answers after X
+    closed, still answers X (not final yet: closed=False) and stores nothing past what is
+    final. It used to fall between the closed part and the open candle (review M2)."""
+    await md.provider.sync_clock()
+    x = Interval.S1.floor(exchange.clock_ms()) - SECOND  # closed at the exchange already
+    window = Window(BTC, Interval.S1, x - 2 * SECOND, x + SECOND)
+    candles, _ = await md.filler.fill(window, now=x + 999)  # laid while X was open
+    assert [c.open_time for c in candles] == [x - 2 * SECOND, x - SECOND, x]
+    assert candles[-1].closed is False  # closed less than the grace ago: not final
+    await md.flush()
+    stored = await md.store.candles.range(md.provider.venue, BTC, Interval.S1, x - 2000, x + 1000)
+    assert all(c.closed for c in stored)
+    assert x not in {c.open_time for c in stored}
+
+
+async def test_a_candle_is_stored_only_after_the_grace(
+    md: MarketData, exchange: SandboxServer
+) -> None:
+    """Candles that closed less than final_grace_s ago are served closed=False and never
+    stored; asked again once the exchange is past the grace, they are final and stored."""
+    answer = await md.candles("BTCUSDT", "1s", limit=6)
+    lower = md.provider.clock.lower_bound(md.provider.clock.local())
+    grace = md.provider.final_grace_ms
+    for c in answer.value:
+        # Closed is decided on a lower bound of the exchange's clock, with the grace.
+        if c.closed:
+            assert c.close_time + grace < lower
+    young = [c for c in answer.value if not c.closed]
+    assert len(young) >= 2  # the open one, and at least the one that closed last
+    await md.flush()
+    stored = await md.store.candles.range(
+        md.provider.venue, BTC, Interval.S1, answer.value[0].open_time, young[-1].open_time + 1
+    )
+    assert {c.open_time for c in stored}.isdisjoint(c.open_time for c in young)
+    target = young[0]
+    await asyncio.sleep(max(0.0, (target.close_time + grace + 600 - exchange.clock_ms()) / 1000))
+    again = await md.candles("BTCUSDT", "1s", start=target.open_time, end=target.open_time + SECOND)
+    assert [c.closed for c in again.value] == [True]
+    await md.flush()
+    final = exchange.final_candle("BTCUSDT", "1s", target.open_time)
+    assert final is not None
+    (kept,) = await md.store.candles.range(
+        md.provider.venue, BTC, Interval.S1, target.open_time, target.open_time + SECOND
+    )
+    assert kept.volume == again.value[0].volume
+    assert kept.volume == Decimal(final[5])
