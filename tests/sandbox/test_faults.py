@@ -161,3 +161,47 @@ async def test_stats_and_reset(start_sandbox: StartSandbox) -> None:
         assert (await c.get("/sandbox/stats")).json()["total"]["requests"] == 0
         again = await c.get("/api/v3/ticker/price", params={"symbol": "BTCUSDT"})
     assert again.status_code == 200 and again.headers["X-MBX-USED-WEIGHT-1M"] == "2"
+
+
+async def test_admin_sets_and_reports_clock_settings(start_sandbox: StartSandbox) -> None:
+    """clock_skew_ms and aggregation_lag_ms are accepted over the admin API (whole ms, as JSON
+    numbers), reported by GET, and reset puts them back to the config."""
+    clock = ManualClock(NOW)
+    sb = await start_sandbox(clock=clock, clock_skew_ms=100)
+    async with httpx.AsyncClient(base_url=sb.url) as c:
+        r = await c.post(
+            "/sandbox/admin/faults",
+            json={"clock_skew_ms": -2500.0, "aggregation_lag_ms": 750},
+            headers=admin(sb),
+        )
+        assert r.status_code == 200, r.text
+        shown = (await c.get("/sandbox/admin/faults", headers=admin(sb))).json()
+        stamp = (await c.get("/api/v3/time")).json()["serverTime"]
+        await c.post("/sandbox/admin/reset", headers=admin(sb))
+        after = (await c.get("/api/v3/time")).json()["serverTime"]
+    assert (shown["clock_skew_ms"], shown["aggregation_lag_ms"]) == (-2500, 750)
+    assert stamp == NOW - 2500 and after == NOW + 100
+    assert (sb.exchange.clock_skew_ms, sb.exchange.aggregation_lag_ms) == (100, 0)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("clock_skew_ms", "1000"), ("clock_skew_ms", 1.5), ("clock_skew_ms", True),
+     ("clock_skew_ms", None), ("clock_skew_ms", 10**13), ("aggregation_lag_ms", -1),
+     ("aggregation_lag_ms", 10**9), ("aggregation_lag_ms", [5])],
+)  # fmt: skip
+async def test_admin_rejects_bad_clock_settings(
+    start_sandbox: StartSandbox, key: str, value: object
+) -> None:
+    """A bad clock setting answers 400 naming the key, and nothing in the body is applied."""
+    sb = await start_sandbox(clock=ManualClock(NOW))
+    async with httpx.AsyncClient(base_url=sb.url) as c:
+        r = await c.post(
+            "/sandbox/admin/faults", json={"latency_ms": 50, key: value}, headers=admin(sb)
+        )
+        stamp = (await c.get("/api/v3/time")).json()["serverTime"]
+    assert r.status_code == 400 and key in r.json()["error"]
+    assert sb.faults.settings.latency_ms == 0.0
+    assert stamp == NOW and sb.exchange.aggregation_lag_ms == 0
+    with pytest.raises(ValueError, match=key):
+        (sb.set_clock_skew if key == "clock_skew_ms" else sb.set_aggregation_lag)(value)  # type: ignore[arg-type]

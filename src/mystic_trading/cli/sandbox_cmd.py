@@ -11,6 +11,7 @@ from mystic_trading.errors import ConfigError
 
 _OPTS = "Rate limits"
 _FAULTS = "Faults"
+_CLOCK = "Clock"
 
 
 def sandbox(
@@ -51,6 +52,21 @@ def sandbox(
             help="Share of answers that are an injected 5xx (0-1).", rich_help_panel=_FAULTS
         ),
     ] = 0.0,
+    clock_skew_ms: Annotated[
+        int,
+        typer.Option(
+            help="The exchange's clock runs this far ahead (negative: behind) of this machine's.",
+            rich_help_panel=_CLOCK,
+        ),
+    ] = 0,
+    aggregation_lag_ms: Annotated[
+        int,
+        typer.Option(
+            help="Candles and tickers show trades only up to this long before the exchange's "
+            "clock (klines finalised late).",
+            rich_help_panel=_CLOCK,
+        ),
+    ] = 0,
     admin_token: Annotated[
         str | None,
         typer.Option(
@@ -67,10 +83,11 @@ def sandbox(
 
     A deterministic synthetic market (50 symbols, candles consistent across intervals, gaps),
     Binance's weights, X-MBX-USED-WEIGHT-1M, 429 with Retry-After and 418 bans, and fault
-    injection at run time through POST /sandbox/admin/faults. Counters at GET /sandbox/stats.
-    Stop with Ctrl-C.
+    injection at run time through POST /sandbox/admin/faults (also clock_skew_ms and
+    aggregation_lag_ms). Every answer carries a Date from the exchange's clock and its venue
+    id in X-Sandbox-Venue. Counters at GET /sandbox/stats. Stop with Ctrl-C.
     """
-    from mystic_trading.sandbox import SandboxConfig, run
+    from mystic_trading.sandbox import SandboxConfig, SandboxExchange, run
 
     try:
         config = SandboxConfig(
@@ -85,15 +102,19 @@ def sandbox(
             latency_ms=latency_ms,
             jitter_ms=jitter_ms,
             error_rate=error_rate,
+            clock_skew_ms=clock_skew_ms,
+            aggregation_lag_ms=aggregation_lag_ms,
             admin_token=admin_token,
             allow_remote=allow_remote,
         )
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from None
     console = Console(stderr=True)
+    exchange = SandboxExchange(config)
 
     def ready(url: str, token: str) -> None:
         console.print(f"[bold green]sandbox exchange ready[/] at [bold]{url}[/]", highlight=False)
+        console.print(f"  venue: {exchange.venue}  (X-Sandbox-Venue)", highlight=False)
         console.print(f"  try:   curl '{url}/api/v3/ticker/price?symbol=BTCUSDT'", highlight=False)
         console.print(f"  stats: curl {url}/sandbox/stats", highlight=False)
         console.print(
@@ -102,6 +123,11 @@ def sandbox(
         console.print("  Ctrl-C stops it.", highlight=False)
 
     try:
-        run(config, on_ready=ready)
+        run(exchange=exchange, on_ready=ready)
     except KeyboardInterrupt:
         console.print("sandbox stopped")
+    except ConfigError as exc:
+        if exc.setting != "port":
+            raise
+        typer.echo(f"error: {exc}; choose another with --port (0 picks a free one)", err=True)
+        raise typer.Exit(2) from None

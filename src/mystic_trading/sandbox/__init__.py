@@ -16,25 +16,33 @@ What it models:
   listing dates (``NEWUSDT`` listed 2026-09-15 10:00 UTC is the recent one), integer-tick
   random-walk prices, quiet minutes with zero volume, and a 1-5 hour exchange-wide gap in
   every 91 days. Every interval is the exact aggregate of its minutes; every minute the
-  exact aggregate of its seconds; the candle that contains ``now`` is open and partial;
-  tickers agree with candles. 3d candles open at multiples of three days since the epoch, 1w
+  exact aggregate of its seconds; every second the exact aggregate of its trades at
+  millisecond offsets; the candle that contains ``now`` is open and holds exactly the trades
+  up to ``now``; tickers agree with candles; ``Market.final_candle`` is the truth of a
+  candle once final. 3d candles open at multiples of three days since the epoch, 1w
   on Mondays, 1M on the 1st (``mystic_trading.models.Interval``).
+- Its own clock: a skew that can step either way at run time (``serverTime``, a ``Date``
+  header on every answer, klines' "now"), an aggregation lag that keeps candles and tickers
+  that far behind the clock, and market data that never goes backwards. Answers are computed
+  before the injected latency, so they are that old on arrival. Every answer declares the
+  venue (``X-Sandbox-Venue: sandbox-s<seed>-<hash of the market>``).
 - REQUEST_WEIGHT per client IP in clock-aligned fixed windows, the published weight of each
   endpoint, ``X-MBX-USED-WEIGHT-<n><letter>``, 429 with ``Retry-After``, and 418 bans that
   double from 2 minutes up to 3 days for clients that keep sending after a 429.
 - Fault injection (latency, a share of 500/503, outages that refuse connections or answer 503,
-  budget changes) at start and at run time over a token-protected, loopback-only admin API;
-  counters of what reached the exchange.
+  budget changes, clock steps and aggregation lag) at start and at run time over a
+  token-protected, loopback-only admin API; counters of what reached the exchange.
 
 What it deliberately does not model: trading, accounts and signed endpoints; WebSocket
-streams; trades/aggTrades; the ``timeZone`` klines parameter; the RAW_REQUESTS and ORDERS
-limiters (listed in exchangeInfo, not enforced); order books that persist between requests
-(each depth snapshot is drawn from the seed around the last price); HTTP 403 (WAF); trade ids
-consistent across time (``firstId``/``lastId`` of 24hr stats are only plausible). Prices
-follow no real history.
+streams; the trades/aggTrades endpoints (trades exist inside the market, at millisecond
+resolution, but are seen only through candles and tickers); the ``timeZone`` klines
+parameter; the RAW_REQUESTS and ORDERS limiters (listed in exchangeInfo, not enforced); order
+books that persist between requests (each depth snapshot is drawn from the seed around the
+last price); HTTP 403 (WAF); trade ids consistent across time (``firstId``/``lastId`` of 24hr
+stats are only plausible). Prices follow no real history.
 """
 
-from mystic_trading.sandbox._app import TOKEN_HEADER, create_app
+from mystic_trading.sandbox._app import TOKEN_HEADER, VENUE_HEADER, create_app
 from mystic_trading.sandbox._catalog import SYMBOLS, Gap, SymbolSpec
 from mystic_trading.sandbox._config import Clock, ManualClock, SandboxConfig, system_clock
 from mystic_trading.sandbox._exchange import SandboxExchange
@@ -49,6 +57,7 @@ __all__ = [
     "ENDPOINT_WEIGHTS",
     "SYMBOLS",
     "TOKEN_HEADER",
+    "VENUE_HEADER",
     "Clock",
     "Counters",
     "Decision",

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from mystic_trading.errors import ConfigError
 from mystic_trading.sandbox._config import SandboxConfig
+from mystic_trading.sandbox._exchange import SandboxExchange
 from mystic_trading.sandbox._server import run
 
 __all__ = ["main", "parse_config"]
@@ -33,6 +34,15 @@ def parse_config(argv: Sequence[str] | None = None) -> SandboxConfig:
     p.add_argument("--latency-ms", type=float, default=d.latency_ms)
     p.add_argument("--jitter-ms", type=float, default=d.jitter_ms)
     p.add_argument("--error-rate", type=float, default=d.error_rate)
+    p.add_argument(
+        "--clock-skew-ms", type=int, default=d.clock_skew_ms, help="the exchange's clock offset"
+    )
+    p.add_argument(
+        "--aggregation-lag-ms",
+        type=int,
+        default=d.aggregation_lag_ms,
+        help="candles and tickers show trades only up to this long before the clock",
+    )
     p.add_argument("--admin-token", default=None, help="generated when omitted")
     p.add_argument("--trust-forwarded-for", action="store_true")
     p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
@@ -51,6 +61,8 @@ def parse_config(argv: Sequence[str] | None = None) -> SandboxConfig:
         latency_ms=a.latency_ms,
         jitter_ms=a.jitter_ms,
         error_rate=a.error_rate,
+        clock_skew_ms=a.clock_skew_ms,
+        aggregation_lag_ms=a.aggregation_lag_ms,
         admin_token=a.admin_token,
         trust_forwarded_for=a.trust_forwarded_for,
         allow_remote=a.allow_remote,
@@ -59,7 +71,8 @@ def parse_config(argv: Sequence[str] | None = None) -> SandboxConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Serve until interrupted. The URL and admin token go to stderr as one log line."""
+    """Serve until interrupted. The URL, admin token and venue go to stderr as one log line;
+    a port in use is one error line and exit status 2."""
     try:
         config = parse_config(argv)
     except ConfigError as exc:
@@ -68,13 +81,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=config.log_level.upper(), format="%(message)s")
     log = logging.getLogger("mystic_trading.sandbox")
 
+    exchange = SandboxExchange(config)
+
     def ready(url: str, token: str) -> None:
-        log.warning("sandbox ready url=%s admin_token=%s", url, token)
+        log.warning("sandbox ready url=%s admin_token=%s venue=%s", url, token, exchange.venue)
 
     try:
-        run(config, on_ready=ready)
+        run(exchange=exchange, on_ready=ready)
     except KeyboardInterrupt:
         return 0
+    except ConfigError as exc:
+        hint = "; choose another with --port (0 picks a free one)" if exc.setting == "port" else ""
+        sys.stderr.write(f"error: {exc}{hint}\n")
+        return 2
     return 0
 
 

@@ -9,7 +9,19 @@ from dataclasses import dataclass, field
 
 from mystic_trading.errors import ConfigError
 
-__all__ = ["Clock", "ManualClock", "SandboxConfig", "system_clock"]
+__all__ = [
+    "MAX_AGGREGATION_LAG_MS",
+    "MAX_CLOCK_SKEW_MS",
+    "Clock",
+    "ManualClock",
+    "SandboxConfig",
+    "check_aggregation_lag",
+    "check_clock_skew",
+    "system_clock",
+]
+
+MAX_CLOCK_SKEW_MS = 366 * 86_400_000  # a skew of more than a year is a typo, not a test
+MAX_AGGREGATION_LAG_MS = 3_600_000
 
 Clock = Callable[[], int]
 """A clock: returns the current time as UTC epoch milliseconds."""
@@ -33,6 +45,31 @@ class ManualClock:
         """Move forward ``ms`` milliseconds; returns the new time."""
         self.now += ms
         return self.now
+
+
+def _whole_ms(name: str, value: object) -> int:
+    # JSON has one number type: 1500.0 is 1500 ms, 1500.5 is a mistake; True is not a number.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number of milliseconds, not {value!r}")
+    return value
+
+
+def check_clock_skew(value: object) -> int:
+    """``value`` as a clock skew in ms; ValueError naming ``clock_skew_ms`` if it is not one."""
+    ms = _whole_ms("clock_skew_ms", value)
+    if abs(ms) > MAX_CLOCK_SKEW_MS:
+        raise ValueError(f"clock_skew_ms must be within +-{MAX_CLOCK_SKEW_MS}, not {ms}")
+    return ms
+
+
+def check_aggregation_lag(value: object) -> int:
+    """``value`` as an aggregation lag in ms; ValueError naming ``aggregation_lag_ms`` if not."""
+    ms = _whole_ms("aggregation_lag_ms", value)
+    if not 0 <= ms <= MAX_AGGREGATION_LAG_MS:
+        raise ValueError(f"aggregation_lag_ms must be 0 to {MAX_AGGREGATION_LAG_MS}, not {ms}")
+    return ms
 
 
 def is_loopback(host: str) -> bool:
@@ -59,6 +96,12 @@ class SandboxConfig:
     address unless ``allow_remote`` is set; ``port`` 0 picks a free port.
     ``trust_forwarded_for`` takes the client IP from ``X-Forwarded-For`` (to simulate many
     IPs from one test).
+
+    The exchange's own clock is ``clock`` plus ``clock_skew_ms`` (either sign, at most a year):
+    every answer's ``serverTime`` and ``Date``, its market data and its limiter windows follow
+    it. With ``aggregation_lag_ms`` (0 to an hour) its candles and tickers show only the trades
+    up to that long before its clock, as Binance finalises klines late; the clock itself does
+    not lag. Both change at run time (``SandboxExchange.set_clock_skew``, admin API).
     """
 
     seed: int = 0
@@ -77,6 +120,8 @@ class SandboxConfig:
     trust_forwarded_for: bool = False
     allow_remote: bool = False
     log_level: str = "warning"
+    clock_skew_ms: int = 0
+    aggregation_lag_ms: int = 0
     clock: Clock | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -103,6 +148,16 @@ class SandboxConfig:
                 "at least 8 characters",
             ),
         ]
+        for name, check in (
+            ("clock_skew_ms", check_clock_skew),
+            ("aggregation_lag_ms", check_aggregation_lag),
+        ):
+            try:
+                check(getattr(self, name))
+            except ValueError as exc:
+                raise ConfigError(
+                    f"sandbox setting {exc}", setting=name, value=getattr(self, name)
+                ) from None
         for name, value, ok, accepted in checks:
             if not ok:
                 raise ConfigError(

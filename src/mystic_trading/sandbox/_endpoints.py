@@ -5,6 +5,10 @@ listed (-1121); a missing mandatory parameter is -1102; ``symbol`` with ``symbol
 integers (``limit``, ``startTime``, ``endTime``) must be digits (-1100); a timestamp of 16+
 digits is read as microseconds, as Binance accepts both. A symbol listed after ``now`` does
 not exist yet and is -1121.
+
+Each handler gets two times: ``now``, the exchange's clock (``serverTime``), and ``cutoff``,
+the latest trade time its market data shows (``SandboxExchange.read_clock``). A symbol is
+listed by the later of the two, so a listing never disappears when the clock steps back.
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ from mystic_trading.sandbox._catalog import UNIT, SymbolSpec, _mix, format_units
 from mystic_trading.sandbox._limiter import window_label
 from mystic_trading.sandbox._market import Market
 
-__all__ = ["MarketApi"]
+__all__ = ["Handler", "MarketApi"]
 
 _SYMBOL = re.compile(r"^[A-Z0-9_.-]{1,20}$")
 _DIGITS = re.compile(r"^[0-9]{1,20}$")
 _MICROS = 10**15
 
 Params = Mapping[str, str]
+# (query, clock, data cutoff, weight limit, window seconds) -> JSON body
+Handler = Callable[[Params, int, int, int, int], bytes]
 
 
 def _dump(value: Any) -> bytes:
@@ -42,10 +48,10 @@ class MarketApi:
     def __init__(self, market: Market, *, raw_requests_limit: int = 61_000) -> None:
         self.market = market
         self.raw_requests_limit = raw_requests_limit
-        self._price_cache: dict[str, tuple[int, bytes]] = {}
-        self.handlers: dict[str, Callable[[Params, int, int, int], bytes]] = {
-            "ping": lambda p, now, limit, window: b"{}",
-            "time": lambda p, now, limit, window: b'{"serverTime":%d}' % now,
+        self._price_cache: dict[str, tuple[int, int, bytes]] = {}
+        self.handlers: dict[str, Handler] = {
+            "ping": lambda p, now, cutoff, limit, window: b"{}",
+            "time": lambda p, now, cutoff, limit, window: b'{"serverTime":%d}' % now,
             "exchangeInfo": self.exchange_info,
             "klines": self.klines,
             "uiKlines": self.klines,
@@ -117,10 +123,12 @@ class MarketApi:
 
     # -- endpoints -----------------------------------------------------------------------
 
-    def exchange_info(self, params: Params, now: int, limit: int, window_s: int) -> bytes:
+    def exchange_info(
+        self, params: Params, now: int, cutoff: int, limit: int, window_s: int
+    ) -> bytes:
         """rest-api.md "Exchange information", shaped like the 2025-06 capture."""
-        selected = self._selection(params, now)
-        specs = self.market.listed(now) if selected is None else selected
+        selected = self._selection(params, max(now, cutoff))
+        specs = self.market.listed(max(now, cutoff)) if selected is None else selected
         num, name, _ = window_label(window_s)
         return _dump(
             {
@@ -157,8 +165,8 @@ class MarketApi:
             }
         )
 
-    def klines(self, params: Params, now: int, limit: int, window_s: int) -> bytes:
-        spec = self._symbol(params, now)
+    def klines(self, params: Params, now: int, cutoff: int, limit: int, window_s: int) -> bytes:
+        spec = self._symbol(params, max(now, cutoff))
         assert spec is not None
         raw_interval = params.get("interval")
         if not raw_interval:
@@ -173,26 +181,26 @@ class MarketApi:
         if start is not None and end is not None and start > end:
             return b"[]"
         rows = self.market.klines(
-            spec.symbol, interval, start, end, 500 if count is None else count, now=now
+            spec.symbol, interval, start, end, 500 if count is None else count, now=cutoff
         )
         return _dump(rows)
 
-    def depth(self, params: Params, now: int, limit: int, window_s: int) -> bytes:
+    def depth(self, params: Params, now: int, cutoff: int, limit: int, window_s: int) -> bytes:
         """rest-api.md "Order book": limit default 100; above 5000 only 5000 are returned."""
-        spec = self._symbol(params, now)
+        spec = self._symbol(params, max(now, cutoff))
         assert spec is not None
         n = self._int(params, "limit")
         n = 100 if n is None else max(1, min(5000, n))
         i = self.market.index(spec.symbol)
-        price = self.market.price(spec.symbol, now) // spec.tick
-        rng = np.random.default_rng(_mix(self.market.seed, i, now // 1000, 0xB00C))
+        price = self.market.price(spec.symbol, cutoff) // spec.tick
+        rng = np.random.default_rng(_mix(self.market.seed, i, cutoff // 1000, 0xB00C))
         gaps_bid = np.cumsum(1 + (rng.random(n) < 0.4) * rng.integers(1, 4, n))
         gaps_ask = np.cumsum(1 + (rng.random(n) < 0.4) * rng.integers(1, 4, n))
         bids = np.maximum(price - gaps_bid + 1, 1)
         asks = price + gaps_ask
         qty_steps = np.floor(spec.minute_volume * UNIT / spec.step * 0.02 * rng.random((2, n)) ** 3)
         qty = (qty_steps.astype(np.int64) + 1) * spec.step
-        last_id = now // 10 * 7 + i
+        last_id = cutoff // 10 * 7 + i
         return _dump(
             {
                 "lastUpdateId": last_id,
@@ -207,38 +215,43 @@ class MarketApi:
             }
         )
 
-    def avg_price(self, params: Params, now: int, limit: int, window_s: int) -> bytes:
+    def avg_price(self, params: Params, now: int, cutoff: int, limit: int, window_s: int) -> bytes:
         """rest-api.md "Current average price": mins 5, price, closeTime (last trade time)."""
-        spec = self._symbol(params, now)
+        spec = self._symbol(params, max(now, cutoff))
         assert spec is not None
-        _, last = self.market.last_trade(spec.symbol, now)
-        price = self.market.avg_5m(spec.symbol, now)
+        _, last = self.market.last_trade(spec.symbol, cutoff)
+        price = self.market.avg_5m(spec.symbol, cutoff)
         return _dump({"mins": 5, "price": format_units(price), "closeTime": last})
 
-    def ticker_price(self, params: Params, now: int, limit: int, window_s: int) -> bytes:
-        selected = self._selection(params, now)
+    def ticker_price(
+        self, params: Params, now: int, cutoff: int, limit: int, window_s: int
+    ) -> bytes:
+        selected = self._selection(params, max(now, cutoff))
         if selected is not None and len(selected) == 1 and "symbol" in params:
-            # The hot path of benchmarks: one body per symbol and second.
+            # The hot path of benchmarks: one body per symbol for as long as its price holds
+            # (until the next print, at most a second).
             symbol = selected[0].symbol
-            second = now // 1000
             cached = self._price_cache.get(symbol)
-            if cached is not None and cached[0] == second:
-                return cached[1]
-            body = _dump(self._price(selected[0], now))
-            self._price_cache[symbol] = (second, body)
+            if cached is not None and cached[0] <= cutoff < cached[1]:
+                return cached[2]
+            price, until = self.market.price_until(symbol, cutoff)
+            body = _dump({"symbol": symbol, "price": format_units(price)})
+            self._price_cache[symbol] = (cutoff, until, body)
             return body
-        specs = self.market.listed(now) if selected is None else selected
-        return _dump([self._price(s, now) for s in specs])
+        specs = self.market.listed(max(now, cutoff)) if selected is None else selected
+        return _dump([self._price(s, cutoff) for s in specs])
 
     def _price(self, spec: SymbolSpec, now: int) -> dict[str, str]:
         return {"symbol": spec.symbol, "price": format_units(self.market.price(spec.symbol, now))}
 
-    def book_ticker(self, params: Params, now: int, limit: int, window_s: int) -> bytes:
-        selected = self._selection(params, now)
+    def book_ticker(
+        self, params: Params, now: int, cutoff: int, limit: int, window_s: int
+    ) -> bytes:
+        selected = self._selection(params, max(now, cutoff))
         if selected is not None and "symbol" in params:
-            return _dump(self._book(selected[0], now))
-        specs = self.market.listed(now) if selected is None else selected
-        return _dump([self._book(s, now) for s in specs])
+            return _dump(self._book(selected[0], cutoff))
+        specs = self.market.listed(max(now, cutoff)) if selected is None else selected
+        return _dump([self._book(s, cutoff) for s in specs])
 
     def _book(self, spec: SymbolSpec, now: int) -> dict[str, str]:
         bid, bid_qty, ask, ask_qty = self._top(spec, now)
@@ -262,16 +275,18 @@ class MarketApi:
             (1 + (h >> 32) % lot) * spec.step,
         )
 
-    def ticker_24hr(self, params: Params, now: int, limit: int, window_s: int) -> bytes:
-        """rest-api.md "24hr ticker price change statistics" (rolling 24 h to ``now``)."""
+    def ticker_24hr(
+        self, params: Params, now: int, cutoff: int, limit: int, window_s: int
+    ) -> bytes:
+        """rest-api.md "24hr ticker price change statistics" (rolling 24 h to ``cutoff``)."""
         kind = params.get("type", "FULL")
         if kind not in ("FULL", "MINI"):
             raise err.illegal_chars("type", "^(FULL|MINI)$")
-        selected = self._selection(params, now)
+        selected = self._selection(params, max(now, cutoff))
         if selected is not None and "symbol" in params:
-            return _dump(self._stats(selected[0], now, kind == "FULL"))
-        specs = self.market.listed(now) if selected is None else selected
-        return _dump([self._stats(s, now, kind == "FULL") for s in specs])
+            return _dump(self._stats(selected[0], cutoff, kind == "FULL"))
+        specs = self.market.listed(max(now, cutoff)) if selected is None else selected
+        return _dump([self._stats(s, cutoff, kind == "FULL") for s in specs])
 
     def _stats(self, spec: SymbolSpec, now: int, full: bool) -> dict[str, Any]:
         agg, prev_close = self.market.rolling_24h(spec.symbol, now)

@@ -5,13 +5,22 @@ HTTP endpoint serves for the same arguments. Nothing of the past is stored: each
 generated on demand and memoised in bounded LRU caches (minute blocks, per-day groups, daily
 summaries), so a warm cache serves 1000 daily or weekly candles in milliseconds.
 
-The market resolves time to the second: the candle that contains ``now`` is the aggregate of
-the one-second candles that opened at or before ``now``, and the ticker price is its close.
+The market resolves time to the millisecond: each 1s candle is made of trades at millisecond
+offsets inside its second (``_trades.py``), and the candle that contains ``now`` (of any
+interval) is the aggregate of exactly the trades with ``timestamp <= now``; the ticker price is
+its close. Once ``now`` has passed a candle's close time it is final, and a final candle never
+changes (:meth:`Market.final_candle` is that truth, for tests to compare against).
+
+``now`` here is always the time of the data, the sandbox's *cutoff*: the exchange's clock minus
+its aggregation lag (``SandboxExchange.read_clock``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
@@ -32,11 +41,17 @@ from mystic_trading.sandbox._generator import (
     Agg,
     MinuteBlock,
     generate_day,
+    merge,
     merge_all,
     split_minute,
 )
+from mystic_trading.sandbox._trades import MinuteTape, SecondTape, minute_tape, split_second
 
-__all__ = ["KlineRow", "Market"]
+__all__ = ["TAPE_VERSION", "KlineRow", "Market"]
+
+# Part of every venue id: bump it whenever a seed would print other candles or trades than
+# before, so data stored from an older sandbox is never taken for this one's.
+TAPE_VERSION = 2
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -126,7 +141,24 @@ class Market:
         self._blocks: _Lru[tuple[int, int], MinuteBlock] = _Lru(cache_days)
         self._groups: _Lru[tuple[int, int, int], list[Agg | None]] = _Lru(cache_days * 4)
         self._days: _Lru[tuple[int, int], Agg | None] = _Lru(200_000)
-        self._seconds: _Lru[tuple[int, int], list[Agg] | None] = _Lru(4096)
+        self._seconds: _Lru[tuple[int, int], MinuteTape | None] = _Lru(4096)
+        self._tapes: _Lru[tuple[int, int], SecondTape] = _Lru(4096)
+        self.venue = f"sandbox-s{seed}-{self._fingerprint()[:8]}"
+
+    def _fingerprint(self) -> str:
+        """sha256 of everything that decides what this market prints (not of ports, limits or
+        clocks): the tape version, the seed, the symbols and the downtime."""
+        spec = [
+            TAPE_VERSION,
+            self.seed,
+            [
+                [s.symbol, s.base, s.quote, s.listed_ms, repr(s.price), s.tick, s.step,
+                 repr(s.minute_volume), repr(s.quiet_share), s.trades_per_minute]
+                for s in self._specs
+            ],
+            [[g.start, g.end] for g in self._gaps],
+        ]  # fmt: skip
+        return hashlib.sha256(json.dumps(spec, separators=(",", ":")).encode()).hexdigest()
 
     # -- listing ------------------------------------------------------------------------
 
@@ -192,14 +224,22 @@ class Market:
             return None
         return self._block(i, day).agg(idx // MINUTE_MS)
 
-    def _seconds_of(self, i: int, minute: int) -> list[Agg] | None:
-        def make() -> list[Agg] | None:
+    def _seconds_of(self, i: int, minute: int) -> MinuteTape | None:
+        def make() -> MinuteTape | None:
             m = self._minute(i, minute)
             if m is None:
                 return None
-            return split_minute(self.seed, i, minute, m, self._specs[i])
+            return minute_tape(split_minute(self.seed, i, minute, m, self._specs[i]))
 
         return self._seconds.get((i, minute), make)
+
+    def _second(self, i: int, second: int, s: Agg) -> SecondTape:
+        """The prints of the 1s candle ``s`` opening at ``second``."""
+        if s[6] == 0:
+            return SecondTape((), (s,))
+        return self._tapes.get(
+            (i, second), lambda: split_second(self.seed, i, second, s, self._specs[i])
+        )
 
     def _range(self, i: int, start: int, end: int) -> Agg | None:
         """Aggregate of the whole minutes in [start, end), both minute aligned."""
@@ -220,12 +260,16 @@ class Market:
         return merge_all(parts)
 
     def _partial_minute(self, i: int, now: int) -> Agg | None:
-        """The minute containing ``now`` as seen at ``now`` (its seconds up to now)."""
+        """The minute containing ``now`` as seen at ``now``: its trades up to ``now``."""
         minute = now - now % MINUTE_MS
-        secs = self._seconds_of(i, minute)
-        if secs is None:
+        tape = self._seconds_of(i, minute)
+        if tape is None:
             return None
-        return merge_all(list(secs[: (now - minute) // 1000 + 1]))
+        k = (now - minute) // 1000
+        second = minute + k * 1000
+        view = self._second(i, second, tape.seconds[k]).at(now - second)
+        done = tape.before[k]
+        return view if done is None else merge(done, view)
 
     def candle(self, symbol: str, interval: Interval | str, open_time: int, now: int) -> Agg | None:
         """The aggregate of one candle as seen at ``now``, None if it has no minute."""
@@ -235,8 +279,13 @@ class Market:
             return None
         if iv is Interval.S1:
             minute = open_time - open_time % MINUTE_MS
-            secs = self._seconds_of(i, minute)
-            return None if secs is None else secs[(open_time - minute) // 1000]
+            tape = self._seconds_of(i, minute)
+            if tape is None:
+                return None
+            s = tape.seconds[(open_time - minute) // 1000]
+            if now - open_time >= 999:
+                return s
+            return self._second(i, open_time, s).at(now - open_time)
         close_time = iv.close_time(open_time)
         if close_time < now:
             size = _GROUP_MINUTES.get(iv)
@@ -303,28 +352,86 @@ class Market:
             t = iv.shift(t, -1)
 
     def last_trade(self, symbol: str, now: int) -> tuple[int, int]:
-        """(price, time) of the last trade at or before ``now``: the close of the open candle.
+        """(price, time) of the last trade at or before ``now``; the price is :meth:`price`.
 
-        In a gap the price is the last close before it.
+        The time is that of the last trade within 10 days, else ``now``.
         """
         i = self.index(symbol)
+        price = self.price(symbol, now)
         minute = now - now % MINUTE_MS
-        secs = self._seconds_of(i, minute)
-        if secs is not None:
-            return secs[(now - minute) // 1000][3], now
+        floor = max(self._specs[i].listed_ms, minute - 10 * DAY_MS)
+        t = minute
+        while t >= floor:
+            tape = self._seconds_of(i, t)
+            if tape is not None:
+                for j in range(min(59, (now - t) // 1000), -1, -1):
+                    s = tape.seconds[j]
+                    if s[6]:
+                        second = t + j * 1000
+                        offsets = self._second(i, second, s).offsets
+                        seen = bisect_right(offsets, now - second)
+                        if seen:
+                            return price, second + offsets[seen - 1]
+            t -= MINUTE_MS
+        return price, now
+
+    def price(self, symbol: str, now: int) -> int:
+        """Ticker price at ``now`` (1e-8 units): the close of the trades up to ``now``; in a
+        gap the last close before it."""
+        return self.price_until(symbol, now)[0]
+
+    def price_until(self, symbol: str, now: int) -> tuple[int, int]:
+        """(price at ``now``, a time before which it cannot change): the next print in this
+        second, else the next second (the next minute in a gap). Lets a caller cache it."""
+        i = self.index(symbol)
+        minute = now - now % MINUTE_MS
+        tape = self._seconds_of(i, minute)
+        if tape is not None:
+            k = (now - minute) // 1000
+            s = tape.seconds[k]
+            second = minute + k * 1000
+            if s[6] == 0:
+                return s[3], second + 1000
+            st = self._second(i, second, s)
+            seen = bisect_right(st.offsets, now - second)
+            until = second + st.offsets[seen] if seen < len(st.offsets) else second + 1000
+            return st.views[seen][3], until
+        until = minute + MINUTE_MS
         t = minute - MINUTE_MS
         floor = max(self._specs[i].listed_ms, minute - 10 * DAY_MS)
         while t >= floor:
             m = self._minute(i, t)
             if m is not None:
-                return m[3], t + MINUTE_MS - 1
+                return m[3], until
             t -= MINUTE_MS
         day = max(minute, self._specs[i].listed_ms) // DAY_MS
-        return self._block(i, day).open[0].item(), now
+        return int(self._block(i, day).open[0].item()), until
 
-    def price(self, symbol: str, now: int) -> int:
-        """Ticker price at ``now`` (1e-8 units)."""
-        return self.last_trade(symbol, now)[0]
+    def prints(self, symbol: str, second: int) -> list[tuple[int, Agg]]:
+        """The trades of the 1s candle opening at ``second``: (time, candle as seen at that
+        time), one entry per millisecond with trades; [] for a second without trades."""
+        i = self.index(symbol)
+        if second % 1000:
+            raise ValueError(f"{second} is not the open time of a 1s candle")
+        minute = second - second % MINUTE_MS
+        tape = self._seconds_of(i, minute)
+        if tape is None:
+            return []
+        st = self._second(i, second, tape.seconds[(second - minute) // 1000])
+        return [(second + off, view) for off, view in zip(st.offsets, st.views[1:], strict=True)]
+
+    def final_candle(
+        self, symbol: str, interval: Interval | str, open_time: int
+    ) -> KlineRow | None:
+        """The kline row of the candle opening at ``open_time`` as it is once final (as served
+        after its close), whatever the time now; None when it has no trade minute (before
+        listing, in downtime). ``open_time`` must be a candle open of ``interval``."""
+        iv = Interval.parse(interval)
+        if iv.floor(open_time) != open_time:
+            raise ValueError(f"{open_time} is not the open time of a {iv.value} candle")
+        close_time = iv.close_time(open_time)
+        a = self.candle(symbol, iv, open_time, close_time + 1)
+        return None if a is None else to_row(open_time, close_time, a)
 
     def rolling_24h(self, symbol: str, now: int) -> tuple[Agg | None, int]:
         """The 1440 minutes ending with the open one, and the close before them."""

@@ -3,13 +3,16 @@
 
 Both use one runner that owns the listening socket, so a "refuse" outage can really close the
 listener (connects get ECONNREFUSED, open keep-alive connections are closed) and reopen it on
-the same port when the outage ends. uvicorn serves with httptools, and uvloop when installed.
+the same port when the outage ends. uvicorn serves with httptools, and uvloop when installed;
+its own ``Date`` header is off, since the app stamps every answer with the exchange's clock.
+A port already in use is a :class:`~mystic_trading.errors.ConfigError` on ``port``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 import threading
@@ -19,11 +22,13 @@ from types import TracebackType
 import uvicorn
 from starlette.applications import Starlette
 
+from mystic_trading.errors import ConfigError
+from mystic_trading.models import Interval
 from mystic_trading.sandbox._app import create_app
 from mystic_trading.sandbox._config import SandboxConfig
 from mystic_trading.sandbox._exchange import SandboxExchange
 from mystic_trading.sandbox._faults import Faults, OutageMode
-from mystic_trading.sandbox._market import Market
+from mystic_trading.sandbox._market import KlineRow, Market
 from mystic_trading.sandbox._stats import SandboxStats
 
 __all__ = ["SandboxServer", "run"]
@@ -43,7 +48,17 @@ def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"sandbox port {port} on {host} is already in use",
+                setting="port",
+                value=port,
+            ) from exc
+        raise
     sock.listen(2048)
     sock.setblocking(False)
     return sock
@@ -83,6 +98,7 @@ class _Runner:
                         access_log=False,
                         http="httptools",
                         ws="none",
+                        date_header=False,
                         timeout_graceful_shutdown=1,
                     )
                 )
@@ -237,6 +253,21 @@ class SandboxServer:
     def faults(self) -> Faults:
         return self.exchange.faults
 
+    @property
+    def venue(self) -> str:
+        """The venue id its answers declare in ``X-Sandbox-Venue``."""
+        return self.exchange.venue
+
+    def clock_ms(self) -> int:
+        """The exchange's clock now (UTC epoch ms), skew included."""
+        return self.exchange.clock_ms()
+
+    def final_candle(
+        self, symbol: str, interval: Interval | str, open_time: int
+    ) -> KlineRow | None:
+        """The candle opening at ``open_time`` as it is once final: the truth to compare with."""
+        return self.exchange.final_candle(symbol, interval, open_time)
+
     # -- run-time control ----------------------------------------------------------------
 
     def set_latency(self, latency_ms: float, jitter_ms: float = 0.0) -> None:
@@ -255,31 +286,45 @@ class SandboxServer:
         """Change the REQUEST_WEIGHT budget per window from now on."""
         self.exchange.set_budget(weight_limit, window_s)
 
+    def set_clock_skew(self, skew_ms: int) -> None:
+        """Step the exchange's clock to the base clock plus ``skew_ms``, either way."""
+        self.exchange.set_clock_skew(skew_ms)
+
+    def set_aggregation_lag(self, lag_ms: int) -> None:
+        """Let candles and tickers show only trades up to ``lag_ms`` before the clock."""
+        self.exchange.set_aggregation_lag(lag_ms)
+
     def reset(self) -> None:
-        """Zero counters and limiter state; faults back to the config."""
+        """Zero counters and limiter state; faults, clock skew and lag back to the config (the
+        data already shown stays shown)."""
         self.exchange.reset()
 
 
 def run(
     config: SandboxConfig | None = None,
     *,
+    exchange: SandboxExchange | None = None,
     on_ready: Callable[[str, str], None] | None = None,
 ) -> None:
     """Serve the sandbox in this thread until interrupted (SIGINT/SIGTERM).
 
+    ``exchange`` serves a :class:`SandboxExchange` the caller made (its config is used, and
+    the caller can read its venue and token first); else one is made from ``config``.
     ``on_ready(url, admin_token)`` is called once the port accepts connections, so the caller
     (the CLI) can print them; this function prints nothing. A signal ends serving; uvicorn then
-    re-raises it, so Ctrl-C surfaces as ``KeyboardInterrupt``.
+    re-raises it, so Ctrl-C surfaces as ``KeyboardInterrupt``. A port in use raises
+    :class:`~mystic_trading.errors.ConfigError` (``setting="port"``) before anything serves.
     """
-    config = config if config is not None else SandboxConfig()
-    exchange = SandboxExchange(config)
+    if exchange is None:
+        exchange = SandboxExchange(config if config is not None else SandboxConfig())
+    config = exchange.config
     app = create_app(exchange=exchange)
     runner = _Runner(app, exchange.faults, config.host, config.port, config.log_level)
     host = f"[{config.host}]" if ":" in config.host else config.host
 
     def ready(port: int) -> None:
         url = f"http://{host}:{port}"
-        _log.info("sandbox exchange serving on %s (seed %d)", url, config.seed)
+        _log.info("sandbox exchange serving on %s (venue %s)", url, exchange.venue)
         if on_ready is not None:
             on_ready(url, exchange.admin_token)
 
