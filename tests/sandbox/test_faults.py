@@ -8,7 +8,7 @@ import asyncio
 import httpx
 import pytest
 
-from mystic_trading.sandbox import ManualClock, SandboxServer
+from mystic_trading.sandbox import ManualClock, SandboxConfig, SandboxServer
 from sandbox.conftest import StartSandbox
 from sandbox.support import NOW
 
@@ -205,3 +205,31 @@ async def test_admin_rejects_bad_clock_settings(
     assert stamp == NOW and sb.exchange.aggregation_lag_ms == 0
     with pytest.raises(ValueError, match=key):
         (sb.set_clock_skew if key == "clock_skew_ms" else sb.set_aggregation_lag)(value)  # type: ignore[arg-type]
+
+
+async def test_reset_during_a_refuse_outage_reopens_the_listener_at_once() -> None:
+    """A reset ends a 60 s refuse outage now: the port accepts connections again well
+    before the outage would have ended."""
+    server = SandboxServer(SandboxConfig(port=0)).start()
+    try:
+        server.start_outage(60, "refuse")
+        for _ in range(100):  # the listener closes
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", server.port)
+            except OSError:
+                break
+            w.close()
+            await asyncio.sleep(0.02)
+        server.reset()
+        for _ in range(250):  # 5 s at most, far below the 60 s outage
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", server.port)
+            except OSError:
+                await asyncio.sleep(0.02)
+                continue
+            w.close()
+            await w.wait_closed()
+            return
+        raise AssertionError("the listener stayed closed after reset")
+    finally:
+        server.stop()

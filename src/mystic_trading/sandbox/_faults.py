@@ -87,11 +87,15 @@ class Faults:
             notify()
 
     def clear(self, settings: FaultSettings | None = None) -> None:
-        """End any outage; with ``settings``, also replace the settings."""
+        """End any outage (a closed listener reopens at once); with ``settings``, also
+        replace the settings."""
         with self._lock:
             self._outage_until = 0.0
             if settings is not None:
                 self._settings = settings
+            listeners = list(self._listeners)
+        for notify in listeners:
+            notify()
 
     def outage(self) -> tuple[OutageMode, float] | None:
         """(mode, seconds left) while an outage runs, else None."""

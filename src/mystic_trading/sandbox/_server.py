@@ -119,8 +119,13 @@ class _Runner:
                     return
                 _log.info("sandbox outage: listener on port %d closed", self.port)
                 while (o := self.faults.outage()) is not None and o[0] == "refuse":
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=o[1])
+                    # Woken by the outage's end, a stop, or a change of faults (a reset ends
+                    # the outage at once: the listener reopens then, not when it would have).
+                    wake.clear()
+                    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+                    await asyncio.wait(waits, timeout=o[1], return_when=asyncio.FIRST_COMPLETED)
+                    for w in waits:
+                        w.cancel()
                     if stop.is_set():
                         return
                 _log.info("sandbox outage over: reopening port %d", self.port)
