@@ -9,7 +9,9 @@ from decimal import Decimal
 from mystic_trading.marketdata.facade import MarketData
 from mystic_trading.marketdata.window import Window
 from mystic_trading.models import Interval, Symbol
-from mystic_trading.sandbox import SandboxServer
+from mystic_trading.sandbox import SandboxConfig, SandboxServer
+
+from .conftest import settings
 
 SECOND = 1_000
 BTC = Symbol("BTC", "USDT")
@@ -64,3 +66,22 @@ async def test_a_candle_is_stored_only_after_the_grace(
     )
     assert kept.volume == again.value[0].volume
     assert kept.volume == Decimal(final[5])
+
+
+async def test_age_is_not_shifted_by_the_exchanges_clock(store_url: str) -> None:
+    """An answer's age is measured on this machine's clock: fetched from an exchange whose
+    clock is 30 s behind ours, a fresh ticker is not 30 s old (its stale-if-error bound
+    would be cut by 30 s), and the exchange's offset shows in stats instead."""
+    behind = SandboxServer(SandboxConfig(port=0, clock_skew_ms=-30_000)).start()
+    try:
+        async with MarketData.open(settings(behind, store_url)) as md:
+            answer = await md.ticker("BTCUSDT")
+            candles = await md.candles("BTCUSDT", "1m", limit=3)
+            assert answer.age_ms < 10_000
+            assert candles.age_ms < 10_000
+            clock = md.stats()["clock"]
+            assert clock["synced"]
+            assert -31_000 < clock["offset_ms"] < -29_000
+            assert clock["error_ms"] < 1_000
+    finally:
+        behind.stop()

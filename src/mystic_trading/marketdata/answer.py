@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["Answer", "Layer"]
+__all__ = ["Answer", "Layer", "stamp_ms"]
 
 T = TypeVar("T")
 
@@ -25,8 +25,10 @@ class Layer(enum.StrEnum):
 class Answer(Generic[T]):
     """A value with its provenance.
 
-    ``fetched_at`` is when the exchange produced the value (UTC epoch ms), so ``age_ms`` is
-    the same whichever layer served it. ``stale`` is True only when the value is past its
+    ``fetched_at`` is when the value arrived from the exchange, on this machine's wall clock
+    (UTC epoch ms, :func:`stamp_ms`), so ``age_ms`` is the same whichever layer served it and
+    is not shifted by the exchange's clock being skewed against ours (a value fetched from an
+    exchange 5 s ahead read 0 ms old for 5 s). ``stale`` is True only when the value is past its
     freshness and was served anyway: while a refresh runs (stale-while-revalidate) or because
     the exchange failed (stale-if-error).
     """
@@ -38,4 +40,9 @@ class Answer(Generic[T]):
 
     @property
     def age_ms(self) -> int:
-        return max(0, int(time.time() * 1000) - self.fetched_at)
+        return max(0, stamp_ms() - self.fetched_at)
+
+
+def stamp_ms() -> int:
+    """This machine's wall clock in UTC epoch ms: what ``fetched_at`` and ``age_ms`` use."""
+    return time.time_ns() // 1_000_000

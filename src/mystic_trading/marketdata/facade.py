@@ -18,7 +18,7 @@ from typing import Any
 
 from mystic_trading.config import CacheSettings, Settings
 from mystic_trading.errors import InvalidRange, UnknownSymbol
-from mystic_trading.marketdata.answer import Answer, Layer
+from mystic_trading.marketdata.answer import Answer, Layer, stamp_ms
 from mystic_trading.marketdata.candles import CandleFiller
 from mystic_trading.marketdata.layered import FAILURES, Layers
 from mystic_trading.marketdata.redis_layer import RedisLayer
@@ -164,7 +164,7 @@ class MarketData:
             except UnknownSymbol:
                 self.symbols.remember_unknown(sym)
                 raise
-            fetched_at = self.provider.now_ms()
+            fetched_at = stamp_ms()
             if self._snapshot_due(key):
                 self.layers.spawn(
                     self.store.snapshots.save_ticker(name, ticker, fetched_at=fetched_at)
@@ -217,7 +217,7 @@ class MarketData:
             except FAILURES as exc:
                 log.info("batched tickers failed (%s); fetching one by one", exc)
                 break
-            fetched_at = self.provider.now_ms()
+            fetched_at = stamp_ms()
             for ticker in tickers:
                 key = "t|" + ticker.symbol.exchange
                 answer = Answer(ticker, Layer.UPSTREAM, fetched_at)
@@ -242,7 +242,7 @@ class MarketData:
 
         async def fetch() -> Answer[Any]:
             book = await self.provider.depth(sym, depth)
-            fetched_at = self.provider.now_ms()
+            fetched_at = stamp_ms()
             if self._snapshot_due(key):
                 self.layers.spawn(self.store.snapshots.save_book(name, book, fetched_at=fetched_at))
             return Answer(book, Layer.UPSTREAM, fetched_at)
@@ -323,7 +323,7 @@ class MarketData:
                 self.symbols.remember_unknown(sym)
                 raise
             layer = Layer.UPSTREAM if pages else Layer.STORE
-            return Answer(candles, layer, self.provider.now_ms())
+            return Answer(candles, layer, stamp_ms())
 
         return await self.layers.read("candles", key, ttl, fetch, ttl_of=ttl_of)
 
