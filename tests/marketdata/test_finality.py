@@ -85,3 +85,19 @@ async def test_age_is_not_shifted_by_the_exchanges_clock(store_url: str) -> None
             assert clock["error_ms"] < 1_000
     finally:
         behind.stop()
+
+
+async def test_the_clock_is_measured_once_for_a_burst(
+    md: MarketData, exchange: SandboxServer
+) -> None:
+    """After a clock step, a burst of candle requests that all find the clock due measures
+    it with one /time call (every page that found it due used to send its own)."""
+    await md.candles("BTCUSDT", "1m", limit=5)
+    before = exchange.stats.endpoint("time").requests
+    exchange.set_clock_skew(5_000)
+    await md.ticker("BTCUSDT")  # its Date header shows the step
+    assert md.provider.clock.needs_sync
+    await asyncio.gather(
+        *(md.candles(name, "1m", limit=5) for name in ("ETHBTC", "SOLUSDT", "BNBUSDT") * 5)
+    )
+    assert exchange.stats.endpoint("time").requests - before == 1

@@ -9,6 +9,7 @@ setting: the built-in sandbox by default, ``https://api.binance.com`` (or
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -98,6 +99,7 @@ class BinanceProvider:
         self.clock = clock if clock is not None else ExchangeClock()
         self.final_grace_ms = final_grace_ms
         self._next_sync_try = float("-inf")
+        self._syncing: asyncio.Future[None] | None = None
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
@@ -133,6 +135,12 @@ class BinanceProvider:
             return
         if not force and self.clock.local() < self._next_sync_try:
             return
+        # One measurement at a time: every page that finds the clock due waits for it.
+        if self._syncing is None or self._syncing.done():
+            self._syncing = asyncio.ensure_future(self._measure_clock())
+        await asyncio.shield(self._syncing)
+
+    async def _measure_clock(self) -> None:
         try:
             await self._get("/api/v3/time", {}, priority=Priority.INTERACTIVE)
         except (UpstreamError, DataError) as exc:
