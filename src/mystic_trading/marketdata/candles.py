@@ -2,9 +2,12 @@
 
 A window splits at the open candle. Its closed part is read from the store after the gaps of
 the coverage map are fetched, in pages of the exchange's size, concurrently (the throttler
-orders them); every page is saved together with its coverage in one transaction, so a range
-the exchange returned empty (before listing, downtime) is known empty and never asked again,
-and a crash never leaves a range marked covered without its candles. The open candle is
+orders them); every page's final candles are saved together with its coverage in one
+transaction, so a range the exchange returned empty (before listing, downtime) is known
+empty and never asked again, and a crash never leaves a range marked covered without its
+candles. Coverage reaches only as far as the exchange's clock had certainly passed when the
+page left (``KlinePage.final_end``), so no candle that exists is recorded as missing and none
+that may still change is stored; every candle a page returned is in the answer. The open candle is
 fetched every time it is needed (it changes) and never stored; when a gap ends where the
 open candle starts, the last page is stretched to carry it, saving a call.
 
