@@ -324,9 +324,10 @@ def symbol_text(value: object) -> str:
 
     Accepted: a str of 1 to 12 ASCII letters or digits, a separator (``/``, ``-`` or ``_``)
     and 1 to 12 more; or 2 to 24 of them glued (the exchange form, ``BTCUSDT``). Leading and
-    trailing whitespace is dropped. Refused, naming the fault: other types (``None``,
-    ``123``), control characters, non-ASCII letters or digits (``ß``, Cyrillic, fullwidth,
-    CJK, emoji), spaces inside, and more than one separator. Whether a glued form splits into
+    trailing spaces are dropped; other whitespace (a newline, a tab) is a control character
+    and refused. Refused, naming the fault: other types (``None``, ``123``), control
+    characters, non-ASCII letters or digits (``ß``, Cyrillic, fullwidth, CJK, emoji), spaces
+    inside, and more than one separator. Whether a glued form splits into
     base and quote is left to :meth:`Symbol.parse` or the exchange's listing.
     """
     if not isinstance(value, str):
@@ -335,7 +336,7 @@ def symbol_text(value: object) -> str:
             + _SYMBOL_FORMS,
             symbol=str(value),
         )
-    text = value.strip()
+    text = value.strip(" ")  # spaces only: a newline or tab is refused, not dropped
     if _SYMBOL_TEXT.fullmatch(text):
         return text.upper()
     bad = next((c for c in text if not (c.isascii() and (c.isalnum() or c in _SEPARATORS))), "")

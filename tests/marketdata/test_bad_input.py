@@ -199,7 +199,7 @@ def test_bad_symbols_are_invalid_symbol_naming_the_fault(text: object, needle: s
     assert len(str(info.value)) < 600
 
 
-@pytest.mark.parametrize("text", [" btc/usdt ", "BTCUSDT\n", "\tbtc-usdt", "Btc_Usdt"])
+@pytest.mark.parametrize("text", [" btc/usdt ", "  BTCUSDT", "Btc_Usdt"])
 def test_case_and_surrounding_whitespace_are_still_accepted(text: str) -> None:
     """Lower case and leading or trailing whitespace still read as BTC/USDT."""
     assert Symbol.parse(text) == BTC
@@ -334,7 +334,10 @@ async def test_bad_depth_sends_no_request_and_serves_no_other_snapshot(
     assert requests_total(exchange) == sent
 
 
-@pytest.mark.parametrize("name", [None, 123, ["BTCUSDT"], "BTC\n/USDT", "ß/USDT", "ＢＴＣ/USDT"])
+@pytest.mark.parametrize(
+    "name",
+    [None, 123, ["BTCUSDT"], "BTC\n/USDT", "BTCUSDT\n", "\tBTCUSDT", "ß/USDT", "ＢＴＣ/USDT"],
+)
 async def test_bad_symbols_never_raise_a_foreign_exception(
     md: MarketData, exchange: SandboxServer, name: object
 ) -> None:
@@ -362,3 +365,20 @@ async def test_a_backfill_from_the_future_is_refused(md: MarketData) -> None:
     """A backfill whose start is in the future says so instead of "already complete"."""
     with pytest.raises(InvalidRange, match="future"):
         await md.backfill("BTCUSDT", "1h", "2099-01-01")
+
+
+@pytest.mark.parametrize("chunk_pages", [0, -1, 1.5, "2", True, 10**6])
+async def test_bad_backfill_chunk_pages_is_refused(
+    md: MarketData, exchange: SandboxServer, chunk_pages: object
+) -> None:
+    """chunk_pages 0 or negative looped forever, '2' raised MemoryError: now a DataError."""
+    with pytest.raises(DataError, match="chunk_pages"):
+        await md.backfill("BTCUSDT", "1d", "2024-01-01", chunk_pages=chunk_pages)  # type: ignore[arg-type]
+    assert exchange.stats.endpoint("klines").requests == 0
+
+
+@pytest.mark.parametrize("symbols", [None, 7, "BTCUSDT"])
+async def test_tickers_wants_a_list(md: MarketData, symbols: object) -> None:
+    """tickers(None) raised TypeError; anything but a list of symbols is InvalidSymbol."""
+    with pytest.raises(InvalidSymbol, match="list of symbols"):
+        await md.tickers(symbols)  # type: ignore[arg-type]

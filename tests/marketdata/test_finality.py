@@ -24,6 +24,7 @@ async def test_a_candle_that_closes_in_flight_stays_in_the_answer(
     closed, still answers X (not final yet: closed=False) and stores nothing past what is
     final. It used to fall between the closed part and the open candle (review M2)."""
     await md.provider.sync_clock()
+    md.provider.final_grace_ms = 10_000  # X stays within the grace however slow this runs
     x = Interval.S1.floor(exchange.clock_ms()) - SECOND  # closed at the exchange already
     window = Window(BTC, Interval.S1, x - 2 * SECOND, x + SECOND)
     candles, _ = await md.filler.fill(window, now=x + 999)  # laid while X was open
@@ -101,3 +102,28 @@ async def test_the_clock_is_measured_once_for_a_burst(
         *(md.candles(name, "1m", limit=5) for name in ("ETHBTC", "SOLUSDT", "BNBUSDT") * 5)
     )
     assert exchange.stats.endpoint("time").requests - before == 1
+
+
+async def test_a_window_laid_on_a_clock_that_ran_ahead_is_not_kept_a_day(
+    md: MarketData, exchange: SandboxServer
+) -> None:
+    """After a backward step not yet seen, a window just before our "now" lies in the
+    exchange's future and comes back empty: that answer is asked again soon, not cached as
+    final for a day, so the candle is served once the exchange has it."""
+    await md.candles("BTCUSDT", "1s", limit=3)  # the clock is measured
+    exchange.set_clock_skew(-5_000)
+    await asyncio.sleep(3)  # past what the exchange had shown before it stepped back
+    start = Interval.S1.floor(md.provider.now_ms()) - 2 * SECOND
+    first = await md.candles("BTCUSDT", "1s", start=start, end=start + SECOND)
+    assert first.value == []  # the exchange is not there yet
+    await asyncio.sleep(max(0.0, (start + 4 * SECOND - exchange.clock_ms()) / 1000))
+    later = await md.candles("BTCUSDT", "1s", start=start, end=start + SECOND)
+    if later.stale:  # served once more while its refresh runs (stale-while-revalidate)
+        assert later.value == []
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            later = await md.candles("BTCUSDT", "1s", start=start, end=start + SECOND)
+            if not later.stale:
+                break
+    assert not later.stale
+    assert [c.open_time for c in later.value] == [start]

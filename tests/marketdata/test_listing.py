@@ -38,7 +38,8 @@ def market_clock() -> ManualClock:
 
 @pytest.fixture
 def exchange(market_clock: ManualClock) -> Iterator[SandboxServer]:
-    server = SandboxServer(SandboxConfig(port=0, clock=market_clock)).start()
+    # 1,200 a minute, not the 6,000 fallback: a budget only exchangeInfo can have set.
+    server = SandboxServer(SandboxConfig(port=0, clock=market_clock, weight_limit=1200)).start()
     yield server
     server.stop()
 
@@ -109,7 +110,7 @@ async def test_a_second_process_takes_the_listing_from_the_store(
         assert info_requests(exchange) == 1
         assert second.md.stats()["exchange_info"]["fetched"] == 0
         # The budget came from the kept copy's rateLimits too.
-        assert second.throttler.stats()["limit"] == 6000
+        assert second.throttler.stats()["limit"] == 1200
     finally:
         await second.aclose()
 

@@ -203,16 +203,23 @@ async def test_an_exchange_unreachable_at_start_is_identified_by_its_first_answe
 ) -> None:
     """With no record of the base URL and the exchange down when the process opens, the
     venue is unconfirmed; its first answer names it before anything is kept."""
-    exchange.start_outage(1.0, "refuse")
+    exchange.start_outage(60, "refuse")
     try:
         async with MarketData.open(settings(exchange, store_url)) as md:
             assert md.provider.venue == venue_from_url(exchange.url)
+            exchange.reset()  # the outage ends; the listener reopens at once
             await listening(exchange)
+            await md.ticker("BTCUSDT")  # the first answer: its snapshot is the venue's
             await md.candles("BTCUSDT", "1d", start=START, end=START + 3 * DAY)
             await md.flush()
+            await md.layers.aclose()
             assert md.provider.venue == exchange.venue
+            # Throttle state follows too, and a later start falls back on the record.
+            assert md.throttler.provider == exchange.venue
+            record = await md.store.venues.known(exchange.url.rstrip("/"))
+            assert record is not None
+            assert record.venue == exchange.venue
             census = await md.store.venues.census()
-            # Data is the venue's; only throttle state stays keyed by the base URL.
             data_tables = {"candles", "coverage", "tickers", "books", "exchange_info"}
             assert {v for v, rows in census.items() if data_tables & set(rows)} == {exchange.venue}
     finally:

@@ -192,3 +192,15 @@ async def test_invalid_interval_from_exchange() -> None:
         await provider.klines(BTC, Interval.M3, 0, 180_000)
     assert info.value.interval == "3m"
     await provider.aclose()
+
+
+async def test_absurdly_nested_json_is_a_malformed_payload() -> None:
+    """A body nested past the parser's recursion limit is MalformedPayload, not the parser's
+    RecursionError; a /time answer like it leaves the clock unmeasured, not broken."""
+    deep = b"[" * 200_000 + b"]" * 200_000
+    provider = mock_provider(lambda request: httpx.Response(200, content=deep, headers=JSON))
+    with pytest.raises(MalformedPayload, match="not JSON"):
+        await provider.depth(BTC)
+    await provider.sync_clock(force=True)
+    assert not provider.clock.synced
+    await provider.aclose()

@@ -82,17 +82,22 @@ async def assemble(settings: Settings) -> AsyncIterator[MarketData]:
             max_connections=settings.provider.max_connections,
         )
         stack.push_async_callback(provider.aclose)
-        if not confirmed:
-            provider.confirmed = False
-            if redis_layer is not None:
-                layer = redis_layer
-
-                def identified(found: str) -> None:
-                    layer.prefix = f"mystic:md:{found}:"
-
-                provider.on_identified = identified
         md = MarketData(provider, store, cache=settings.cache, redis=redis_layer)
         stack.push_async_callback(md.aclose)
+        if not confirmed:
+            provider.confirmed = False
+            base_url = provider.base_url
+            layer = redis_layer
+
+            def identified(found: str) -> None:
+                # Everything keyed by the venue follows: cache keys, throttle state (level,
+                # bans, the shared quota), and the record a later start falls back on.
+                throttler.provider = found
+                if layer is not None:
+                    layer.prefix = f"mystic:md:{found}:"
+                md.layers.spawn(store.venues.remember(base_url, found, provider.declared))
+
+            provider.on_identified = identified
         yield md
 
 

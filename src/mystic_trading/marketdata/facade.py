@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from typing import Any
 
 from mystic_trading.config import CacheSettings, Settings
-from mystic_trading.errors import InvalidRange, UnknownSymbol
+from mystic_trading.errors import DataError, InvalidRange, InvalidSymbol, UnknownSymbol
 from mystic_trading.marketdata.answer import Answer, Layer, stamp_ms
 from mystic_trading.marketdata.candles import CandleFiller
 from mystic_trading.marketdata.layered import FAILURES, Layers
@@ -156,7 +156,6 @@ class MarketData:
         sym = await self.symbol(symbol)
         key = "t|" + sym.exchange
         self._ticker_keys[symbol] = key
-        name = self.provider.venue
 
         async def fetch() -> Answer[Any]:
             try:
@@ -165,14 +164,15 @@ class MarketData:
                 self.symbols.remember_unknown(sym)
                 raise
             fetched_at = stamp_ms()
-            if self._snapshot_due(key):
+            if self._snapshot_due(key):  # the venue as the answer named it
+                venue = self.provider.venue
                 self.layers.spawn(
-                    self.store.snapshots.save_ticker(name, ticker, fetched_at=fetched_at)
+                    self.store.snapshots.save_ticker(venue, ticker, fetched_at=fetched_at)
                 )
             return Answer(ticker, Layer.UPSTREAM, fetched_at)
 
         async def fallback() -> Answer[Any] | None:
-            stored = await self.store.snapshots.load_ticker(name, sym)
+            stored = await self.store.snapshots.load_ticker(self.provider.venue, sym)
             return None if stored is None else Answer(stored.value, Layer.STORE, stored.fetched_at)
 
         return await self.layers.read("ticker", key, self.cache.ticker_ttl_s, fetch, fallback)
@@ -181,6 +181,11 @@ class MarketData:
         """Several tickers, in order. Those in neither memory nor Redis are fetched together,
         up to 20 a call (``symbols=[...]``, weight 2 in all against 2 each); if that fails,
         each goes its own way, with its own stale fallback."""
+        if isinstance(symbols, str | Symbol) or not isinstance(symbols, Iterable):
+            raise InvalidSymbol(
+                f"tickers() takes a list of symbols, got {type(symbols).__name__} {symbols!r:.60}",
+                symbol=str(symbols)[:60],
+            )
         names = list(symbols)
         syms = [await self.symbol(name) for name in names]
         now = self.clock()
@@ -238,17 +243,19 @@ class MarketData:
         depth = check_depth(depth)
         sym = await self.symbol(symbol)
         key = f"b|{sym.exchange}|{depth}"
-        name = self.provider.venue
 
         async def fetch() -> Answer[Any]:
             book = await self.provider.depth(sym, depth)
             fetched_at = stamp_ms()
-            if self._snapshot_due(key):
-                self.layers.spawn(self.store.snapshots.save_book(name, book, fetched_at=fetched_at))
+            if self._snapshot_due(key):  # the venue as the answer named it
+                venue = self.provider.venue
+                self.layers.spawn(
+                    self.store.snapshots.save_book(venue, book, fetched_at=fetched_at)
+                )
             return Answer(book, Layer.UPSTREAM, fetched_at)
 
         async def fallback() -> Answer[Any] | None:
-            stored = await self.store.snapshots.load_book(name, sym)
+            stored = await self.store.snapshots.load_book(self.provider.venue, sym)
             if stored is None or len(stored.value.bids) < depth:
                 return None
             return Answer(stored.value, Layer.STORE, stored.fetched_at)
@@ -307,12 +314,16 @@ class MarketData:
         to_close = (iv.next_open(open_start) - now) / 1000
         short_ttl = max(0.05, min(self.cache.ticker_ttl_s, to_close))
         final_ttl = self.cache.closed_candle_ttl_s
-        ttl = final_ttl if window.end <= open_start else short_ttl
+        # A day only for a window the exchange's clock is certainly past (its stale-while-
+        # revalidate window is as long as its TTL, so a short one must be short too).
+        ttl = final_ttl if window.end <= self._final_end(iv) else short_ttl
 
         def ttl_of(answer: Answer[Any]) -> float:
-            # Kept for a day only when every candle in it is final; one that closed less
-            # than the grace ago, or is open, is asked again soon.
-            if window.end <= open_start and all(c.closed for c in answer.value):
+            # Kept for a day only when the exchange's clock is certainly past the whole
+            # window (the rule coverage follows) and every candle in it is final. A window
+            # laid on a clock that ran ahead (a step not yet seen) can come back empty or
+            # short: that is asked again soon, never kept a day.
+            if window.end <= self._final_end(iv) and all(c.closed for c in answer.value):
                 return final_ttl
             return short_ttl
 
@@ -326,6 +337,12 @@ class MarketData:
             return Answer(candles, layer, stamp_ms())
 
         return await self.layers.read("candles", key, ttl, fetch, ttl_of=ttl_of)
+
+    def _final_end(self, iv: Interval) -> int:
+        """The open time before which every candle of ``iv`` is final at the exchange now."""
+        provider = self.provider
+        clock = provider.clock
+        return iv.floor(max(0, clock.lower_bound(clock.local()) - provider.final_grace_ms))
 
     async def backfill(
         self,
@@ -346,6 +363,14 @@ class MarketData:
         """
         iv = Interval.parse(interval)
         check_range(start, end)
+        if (
+            isinstance(chunk_pages, bool)
+            or not isinstance(chunk_pages, int)
+            or not (1 <= chunk_pages <= 1000)
+        ):
+            raise DataError(
+                f"chunk_pages must be a whole number from 1 to 1000, got {chunk_pages!r}"
+            )
         sym = await self.symbol(symbol)
         await self.provider.sync_clock()
         now = self.provider.now_ms()

@@ -86,6 +86,11 @@ class ExchangeClock:
         return self._lo - widen, self._hi + widen
 
     @property
+    def bounded(self) -> bool:
+        """True once any sample (serverTime or Date) has bounded the offset."""
+        return self._bounded
+
+    @property
     def synced(self) -> bool:
         """True once a serverTime sample has bounded the offset."""
         return self._synced_at is not None

@@ -36,6 +36,7 @@ class Provider(Protocol):
     page_limit: int  # candles per klines page
     throttler: Throttler
     clock: ExchangeClock  # the exchange's clock, bounded from round trips
+    final_grace_ms: int  # a candle is final this long after the exchange's clock passed it
     calls: int  # requests sent, for stats
     weight: int  # their weight, in the exchange's units
 

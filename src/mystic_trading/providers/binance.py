@@ -21,6 +21,7 @@ import httpx
 from mystic_trading.errors import (
     DataError,
     MalformedPayload,
+    ThrottleError,
     UpstreamError,
     UpstreamUnavailable,
     VenueMismatch,
@@ -39,7 +40,12 @@ from mystic_trading.providers.binance_parse import (
     parse_klines,
     parse_ticker_24hr,
 )
-from mystic_trading.providers.venue import VENUE_HEADER, venue_from_url, venue_of
+from mystic_trading.providers.venue import (
+    VENUE_HEADER,
+    is_declared_venue,
+    venue_from_url,
+    venue_of,
+)
 from mystic_trading.throttle import Priority, Throttler, binance_weight
 
 __all__ = ["DEFAULT_FINAL_GRACE_MS", "PAGE_LIMIT", "BinanceProvider"]
@@ -113,11 +119,19 @@ class BinanceProvider:
         self.weight = 0
 
     async def aclose(self) -> None:
+        if self._syncing is not None and not self._syncing.done():
+            self._syncing.cancel()
+            await asyncio.gather(self._syncing, return_exceptions=True)
         await self._client.aclose()
 
     def now_ms(self) -> int:
         """The exchange's clock now, as well as round trips have measured it."""
         return self.clock.now_ms()
+
+    @property
+    def declared(self) -> str | None:
+        """What the exchange declares itself (``X-Sandbox-Venue``), if anything."""
+        return self._declared
 
     def _identify(self, declared: str | None) -> None:
         """The first answer of an exchange that could not be asked at start names its venue:
@@ -130,20 +144,26 @@ class BinanceProvider:
 
     async def sync_clock(self, *, force: bool = False) -> None:
         """Measure the exchange's clock (``/api/v3/time``, weight 1) if it is due: before the
-        first sample, after a step, and every ``resync_s``; a failure leaves it as it was."""
-        if not (force or self.clock.needs_sync):
+        first sample, after a step, and every ``resync_s``.
+
+        Only a clock with no bound at all is waited for; a due re-measurement of a bounded
+        one runs in the background (its bounds, widened for drift, are already safe), so a
+        saturated throttle never makes a cached answer wait or fail. One measurement at a
+        time; a failed one is tried again ``resync_s`` later."""
+        clock = self.clock
+        if not (force or clock.needs_sync):
             return
-        if not force and self.clock.local() < self._next_sync_try:
+        if not force and clock.local() < self._next_sync_try:
             return
-        # One measurement at a time: every page that finds the clock due waits for it.
         if self._syncing is None or self._syncing.done():
             self._syncing = asyncio.ensure_future(self._measure_clock())
-        await asyncio.shield(self._syncing)
+        if force or not clock.bounded:
+            await asyncio.shield(self._syncing)
 
     async def _measure_clock(self) -> None:
         try:
             await self._get("/api/v3/time", {}, priority=Priority.INTERACTIVE)
-        except (UpstreamError, DataError) as exc:
+        except (UpstreamError, ThrottleError, DataError) as exc:
             # Date headers and the grace still bound the clock; try again in a while.
             self._next_sync_try = self.clock.local() + self.clock.resync_ms
             log.warning("could not measure the exchange's clock (%s)", exc)
@@ -189,7 +209,11 @@ class BinanceProvider:
         headers = response.headers
         if self._check_venue:
             found = headers.get(VENUE_HEADER)
-            if found != self._declared and not self.confirmed:
+            if (
+                found != self._declared
+                and not self.confirmed
+                and (found is None or is_declared_venue(found))
+            ):
                 self._identify(found)
             elif found != self._declared:
                 raise VenueMismatch(
@@ -224,7 +248,7 @@ class BinanceProvider:
             )
         try:
             return _Reply(json.loads(response.content), sent)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
             raise MalformedPayload(
                 f"malformed {endpoint} payload from {PROVIDER}: not JSON ({exc}; "
                 f"{len(response.content)} bytes, starts {response.content[:80]!r})",
@@ -361,7 +385,7 @@ def _server_time(body: bytes) -> int | None:
     """``serverTime`` of a /api/v3/time answer, or None when it has none."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     value = data.get("serverTime") if isinstance(data, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -20,15 +20,19 @@ The id comes from the exchange where it says who it is, else from the base URL:
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import httpx
+
+from mystic_trading.errors import ConfigError
 
 __all__ = [
     "BINANCE_SPOT",
     "LEGACY_VENUE",
     "VENUE_HEADER",
     "declared_venue",
+    "is_declared_venue",
     "is_known_exchange",
     "venue_from_url",
     "venue_of",
@@ -52,6 +56,8 @@ _BINANCE_SPOT_HOSTS = frozenset(
     }
 )
 _TESTNET_HOSTS = frozenset({"testnet.binance.vision"})
+# What a sandbox may declare: never a real exchange's id, nor the pre-venue key.
+_DECLARED = re.compile(r"sandbox-[a-z0-9][a-z0-9-]{0,63}")
 
 
 def venue_from_url(base_url: str) -> str:
@@ -71,6 +77,11 @@ def venue_of(base_url: str, declared: str | None) -> str:
     return declared if declared else venue_from_url(base_url)
 
 
+def is_declared_venue(text: str) -> bool:
+    """Whether ``text`` is a venue an exchange may declare (``sandbox-s<seed>-<hash>``)."""
+    return _DECLARED.fullmatch(text) is not None
+
+
 def is_known_exchange(base_url: str) -> bool:
     """Whether ``base_url`` is one of Binance's own hosts (which declare nothing)."""
     host = (urlsplit(base_url).hostname or "").lower()
@@ -88,4 +99,14 @@ async def declared_venue(base_url: str, *, timeout_s: float) -> tuple[bool, str 
             response = await client.get(base_url.rstrip("/") + "/api/v3/time")
     except httpx.HTTPError:
         return False, None
-    return True, response.headers.get(VENUE_HEADER) or None
+    declared = response.headers.get(VENUE_HEADER) or None
+    if declared is None and response.status_code >= 500:
+        return False, None  # a proxy's 5xx says nothing of the exchange behind it
+    if declared is not None and not is_declared_venue(declared):
+        raise ConfigError(
+            f"the exchange at {base_url} declares itself {declared[:80]!r} in {VENUE_HEADER}; "
+            "only the built-in sandbox declares a venue, as sandbox-s<seed>-<hash>",
+            setting="provider.base_url",
+            value=base_url,
+        )
+    return True, declared
