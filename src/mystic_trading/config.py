@@ -140,8 +140,10 @@ class ProviderSettings(_Section):
     connect_timeout_s: Positive = 3.0
     read_timeout_s: Positive = 10.0
     max_connections: PositiveInt = 32
-    # A candle is final once the exchange's clock is certainly this far past its close.
-    final_grace_s: NonNegative = 2.0
+    # A candle is final once the exchange's clock is certainly this far past its close. At
+    # least 1 s: a step of the exchange's clock smaller than a Date header's second goes
+    # unseen until the next /api/v3/time, and the grace is what covers it.
+    final_grace_s: Annotated[float, Field(ge=1.0)] = 2.0
     clock_resync_s: Positive = 60.0
 
     @field_validator("venue")
