@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from mystic_trading.config import StoreSettings
 from mystic_trading.providers.venue import LEGACY_VENUE
-from mystic_trading.store import open_store
+from mystic_trading.store import VenueRepository, open_store
 
 app = typer.Typer(
     help=(
@@ -88,6 +89,29 @@ def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
         )
 
 
+def _change(
+    ctx: typer.Context,
+    yes: bool,
+    what: str,
+    change: Callable[[VenueRepository, str], Awaitable[int]],
+    reason: str,
+) -> int:
+    """Run one audited change of the store's venues once ``--yes`` confirms it."""
+    if not yes:
+        typer.echo(f"this {what}; add --yes to do it")
+        raise typer.Exit(2)
+
+    async def run() -> int:
+        async with await open_store(ctx.obj.settings.store) as store:
+            return await change(store.venues, reason)
+
+    try:
+        return asyncio.run(run())
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
 @app.command("move")
 def move_cmd(
     ctx: typer.Context,
@@ -98,21 +122,13 @@ def move_cmd(
     yes: YesOption = False,
 ) -> None:
     """Re-key every row of SOURCE to TARGET (only into a venue that holds nothing yet)."""
-    if not yes:
-        typer.echo(f"this re-keys every row of {source!r} as {target!r}; add --yes to do it")
-        raise typer.Exit(2)
-
-    async def run() -> int:
-        async with await open_store(ctx.obj.settings.store) as store:
-            return await store.venues.move(
-                source, target, actor="cli", reason=f"mystic db venues move {source} {target}"
-            )
-
-    try:
-        moved = asyncio.run(run())
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    moved = _change(
+        ctx,
+        yes,
+        f"re-keys every row of {source!r} as {target!r}",
+        lambda venues, why: venues.move(source, target, actor="cli", reason=why),
+        f"mystic db venues move {source} {target}",
+    )
     typer.echo(f"moved {moved:,} rows from {source} to {target}")
 
 
@@ -123,14 +139,11 @@ def drop_cmd(
     yes: YesOption = False,
 ) -> None:
     """Delete every row of VENUE (the audit log keeps a record of it)."""
-    if not yes:
-        typer.echo(f"this deletes every row of {venue!r}; add --yes to do it")
-        raise typer.Exit(2)
-
-    async def run() -> int:
-        async with await open_store(ctx.obj.settings.store) as store:
-            return await store.venues.drop(
-                venue, actor="cli", reason=f"mystic db venues drop {venue}"
-            )
-
-    typer.echo(f"dropped {asyncio.run(run()):,} rows of {venue}")
+    dropped = _change(
+        ctx,
+        yes,
+        f"deletes every row of {venue!r}",
+        lambda venues, why: venues.drop(venue, actor="cli", reason=why),
+        f"mystic db venues drop {venue}",
+    )
+    typer.echo(f"dropped {dropped:,} rows of {venue}")
