@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from mystic_trading.config import ThrottleSettings
 from mystic_trading.errors import ConfigError
-from mystic_trading.throttle import Budget, binance_weight, budget_from_exchange_info
+from mystic_trading.throttle import Budget, Throttler, binance_weight, budget_from_exchange_info
 
 PAYLOADS = Path("/work/shared/exchange-payloads/binance")
 
@@ -88,3 +89,37 @@ def test_bad_budget_is_a_named_config_error(kwargs: dict[str, float], setting: s
     with pytest.raises(ConfigError) as info:
         Budget(**kwargs)  # type: ignore[arg-type]
     assert info.value.setting == setting
+
+
+@pytest.mark.parametrize(
+    ("limit", "burst"),
+    [(6000, 250), (1200, 250), (277, 69), (260, 65), (251, 62), (200, 50), (40, 10)],
+)
+def test_a_small_advertised_budget_is_used_with_a_scaled_burst(limit: int, burst: int) -> None:
+    """200 a minute was replaced by 6,000 and 251-277 raised ConfigError on every call
+    (faults 6): an advertised budget is the budget, its burst at most a quarter of it."""
+    info = {
+        "rateLimits": [
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": limit,
+            }
+        ]
+    }
+    budget = budget_from_exchange_info(info)
+    assert (budget.limit, budget.max_weight) == (limit, burst)
+    throttler = Throttler("test", Budget(limit=6000, window_s=60))
+    throttler.set_budget(budget)  # no ConfigError at the default 10 % margin
+    assert 0 < throttler.safe_rate < limit / 60
+
+
+def test_a_margin_that_leaves_no_room_for_the_burst_shrinks_it() -> None:
+    """A large margin on a small budget keeps a quarter of what is left as the burst."""
+    throttler = Throttler(
+        "test", Budget(limit=6000, window_s=60), settings=ThrottleSettings(safety_margin=0.8)
+    )
+    throttler.set_budget(Budget(limit=260, window_s=60, max_weight=65))
+    assert throttler.budget.max_weight == 13
+    assert throttler.safe_rate > 0

@@ -20,7 +20,7 @@ from mystic_trading.providers.venue import (
     venue_of,
 )
 from mystic_trading.store import Store, open_store
-from mystic_trading.throttle import Budget, Quota, RedisQuota, Throttler
+from mystic_trading.throttle import Budget, Quota, RedisQuota, Throttler, burst_for
 
 __all__ = ["assemble", "resolve_venue"]
 
@@ -63,7 +63,11 @@ async def assemble(settings: Settings) -> AsyncIterator[MarketData]:
             stack.push_async_callback(redis_layer.aclose)
         throttler = Throttler(
             venue,
-            Budget(limit=settings.throttle.fallback_weight_per_minute, window_s=60.0),
+            Budget(
+                limit=settings.throttle.fallback_weight_per_minute,
+                window_s=60.0,
+                max_weight=burst_for(settings.throttle.fallback_weight_per_minute),
+            ),
             settings=settings.throttle,
             quota=quota,
             control=store.control,

@@ -24,6 +24,7 @@ from mystic_trading.throttle._weights import (
     Budget,
     binance_weight,
     budget_from_exchange_info,
+    burst_for,
 )
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "WaitQueue",
     "binance_weight",
     "budget_from_exchange_info",
+    "burst_for",
     "level_ceiling",
     "parse_level",
     "parse_retry_after",

@@ -30,6 +30,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import httpx
@@ -171,6 +172,9 @@ class Throttler:
     def set_budget(self, budget: Budget) -> None:
         """A new exchange budget (e.g. a fresh exchangeInfo); rates follow at once."""
         limit_eff = budget.limit * (1 - self.settings.safety_margin)
+        if limit_eff - budget.max_weight <= 0 and limit_eff >= 2:
+            # A budget this small after the margin keeps a quarter of itself as the burst.
+            budget = replace(budget, max_weight=max(1, round(limit_eff) // 4))
         safe_rate = (limit_eff - budget.max_weight) / budget.window_s
         if not safe_rate > 0:
             raise ConfigError(
