@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from mystic_trading.cli import config_cmd, db_cmd
+from mystic_trading.cli import config_cmd, db_cmd, throttle_cmd
 from mystic_trading.config import Settings, load_settings
 from mystic_trading.errors import ConfigError, MysticError
 
@@ -31,6 +31,7 @@ app = typer.Typer(
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(throttle_cmd.app, name="throttle")
 
 
 class State:

@@ -70,6 +70,10 @@ class Quota(Protocol):
         """The ban's end (UTC epoch ms) if one is in force."""
         ...
 
+    async def clear_ban(self, key: str) -> None:
+        """Forget the ban (an operator lifted a stale one)."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections."""
         ...
@@ -150,6 +154,11 @@ class MemoryQuota:
         if state is None or state.banned_until_ms <= self._wall_ms():
             return None
         return state.banned_until_ms
+
+    async def clear_ban(self, key: str) -> None:
+        state = self._buckets.get(key)
+        if state is not None:
+            state.banned_until_ms = 0
 
     async def aclose(self) -> None:
         return None

@@ -180,5 +180,11 @@ class RedisQuota:
         ban = int(float(answer))
         return ban or None
 
+    async def clear_ban(self, key: str) -> None:
+        """Forget the ban in Redis (every process) and locally; a Redis error propagates,
+        so an operator's `mystic throttle ban clear` never claims what it did not do."""
+        await self._local.clear_ban(key)
+        await self._redis.hdel(self._key(key), "ban")
+
     async def aclose(self) -> None:
         await self._redis.aclose()

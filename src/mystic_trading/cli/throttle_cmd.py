@@ -1,0 +1,181 @@
+"""``mystic throttle``: the throttle level and the ban of the configured exchange's venue.
+
+Both are control state kept in the store (and the ban in Redis too, when configured), with an
+audit entry for every change. The commands never contact the exchange: the venue is what the
+configured base URL identified as when last reached (else its URL's), or ``--venue``.
+Running processes read the level and any ban when they start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from mystic_trading.config import Settings
+from mystic_trading.providers.venue import venue_from_url
+from mystic_trading.store import Store, open_store
+from mystic_trading.throttle import RedisQuota, parse_level
+
+app = typer.Typer(
+    help="The throttle level and the exchange's ban, as kept in the store for every process.",
+    no_args_is_help=True,
+)
+ban_app = typer.Typer(help="Show or lift the exchange's ban (HTTP 418).", no_args_is_help=True)
+app.add_typer(ban_app, name="ban")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+VenueOption = Annotated[
+    str | None,
+    typer.Option(
+        "--venue",
+        help="The venue to act on (default: what provider.base_url last identified as).",
+        show_default=False,
+    ),
+]
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why, for the audit log.")]
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def _venue(settings: Settings, store: Store, given: str | None) -> str:
+    if given:
+        return given
+    if settings.provider.venue:
+        return settings.provider.venue
+    base_url = str(settings.provider.base_url).rstrip("/")
+    known = await store.venues.known(base_url)
+    return known.venue if known is not None else venue_from_url(base_url)
+
+
+@app.command("level")
+def level_cmd(
+    ctx: typer.Context,
+    level: Annotated[
+        str | None,
+        typer.Argument(
+            help="conservative, moderate, aggressive or unlimited; omit to show the level.",
+            show_default=False,
+        ),
+    ] = None,
+    venue: VenueOption = None,
+    reason: ReasonOption = "set with mystic throttle level",
+    as_json: JsonOption = False,
+) -> None:
+    """Show the throttle level in force for the venue, or set it (audited)."""
+    settings: Settings = ctx.obj.settings
+    new = None if level is None else parse_level(level, setting="LEVEL")
+
+    async def run() -> dict[str, Any]:
+        async with await open_store(settings.store) as store:
+            name = await _venue(settings, store, venue)
+            if new is not None:
+                await store.control.save_level(name, new.value, actor="cli", reason=reason)
+            state = await store.control.load(name)
+        stored = None if state is None else state.level
+        return {
+            "venue": name,
+            "level": stored or settings.throttle.level,
+            "source": "store" if stored else "setting throttle.level (nothing stored yet)",
+            "updated_at": None if state is None or not stored else _iso(state.updated_at),
+            "updated_by": None if state is None or not stored else state.updated_by,
+        }
+
+    data = asyncio.run(run())
+    if as_json:
+        typer.echo(json.dumps(data, sort_keys=True))
+        return
+    typer.echo(f"{data['venue']}: level {data['level']} ({data['source']})")
+    if data["updated_at"]:
+        typer.echo(f"set {data['updated_at']} by {data['updated_by']}")
+    if new is not None:
+        typer.echo("running processes take it up when they next start")
+
+
+async def _ban(settings: Settings, store: Store, name: str) -> dict[str, Any]:
+    record = await store.control.ban(name)
+    redis_until = None
+    if settings.redis_url is not None:
+        quota = RedisQuota(settings.redis_url.get_secret_value(), prefix="mystic:throttle")
+        try:
+            redis_until = await quota.banned_until(name)
+        finally:
+            await quota.aclose()
+    now = _now_ms()
+    until = max([u for u in (None if record is None else record.until_ms, redis_until) if u] or [0])
+    return {
+        "venue": name,
+        "banned": until > now,
+        "until": _iso(until) if until else None,
+        "remaining_s": max(0, (until - now) // 1000) if until else 0,
+        "reason": None if record is None else record.reason,
+        "recorded_at": None if record is None else _iso(record.created_at),
+        "in_redis": redis_until is not None,
+    }
+
+
+@ban_app.command("show")
+def ban_show(ctx: typer.Context, venue: VenueOption = None, as_json: JsonOption = False) -> None:
+    """The venue's ban, if any: until when (UTC), why, and how long is left."""
+    settings: Settings = ctx.obj.settings
+
+    async def run() -> dict[str, Any]:
+        async with await open_store(settings.store) as store:
+            return await _ban(settings, store, await _venue(settings, store, venue))
+
+    data = asyncio.run(run())
+    if as_json:
+        typer.echo(json.dumps(data, sort_keys=True))
+        return
+    if data["until"] is None:
+        typer.echo(f"{data['venue']}: no ban recorded")
+    elif data["banned"]:
+        typer.echo(
+            f"{data['venue']}: banned until {data['until']} ({data['remaining_s']} s left); "
+            f"reason: {data['reason']}"
+        )
+    else:
+        typer.echo(f"{data['venue']}: the ban recorded until {data['until']} has ended")
+
+
+@ban_app.command("clear")
+def ban_clear(
+    ctx: typer.Context,
+    venue: VenueOption = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: without it nothing changes.")
+    ] = False,
+    reason: ReasonOption = "cleared with mystic throttle ban clear",
+) -> None:
+    """Lift the venue's ban in the store and in Redis (a stale ban, e.g. a sandbox's). If the
+    exchange's ban is real, the next request earns a longer one."""
+    settings: Settings = ctx.obj.settings
+    if not yes:
+        typer.echo("this lifts the ban for every process; add --yes to do it")
+        raise typer.Exit(2)
+
+    async def run() -> tuple[str, bool]:
+        async with await open_store(settings.store) as store:
+            name = await _venue(settings, store, venue)
+            cleared = await store.control.clear_ban(name, actor="cli", reason=reason)
+            if settings.redis_url is not None:
+                quota = RedisQuota(settings.redis_url.get_secret_value(), prefix="mystic:throttle")
+                try:
+                    cleared = (await quota.banned_until(name) is not None) or cleared
+                    await quota.clear_ban(name)
+                finally:
+                    await quota.aclose()
+            return name, cleared
+
+    name, cleared = asyncio.run(run())
+    typer.echo(f"{name}: ban lifted" if cleared else f"{name}: there was no ban to lift")
