@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -52,3 +53,31 @@ def open_md(exchange: SandboxServer, store_url: str) -> OpenMd:
 async def md(open_md: OpenMd) -> AsyncIterator[MarketData]:
     async with open_md() as opened:
         yield opened
+
+
+async def listening(port: int) -> None:
+    """Wait until a sandbox's listener on ``port`` accepts connections again (after a
+    refuse outage ended); fail after 4 s."""
+    for _ in range(200):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.02)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise AssertionError(f"the sandbox on port {port} did not listen again")
+
+
+async def refusing(port: int) -> None:
+    """Wait until a sandbox told to refuse has closed its listener on ``port``."""
+    for _ in range(200):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            return
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the sandbox on port {port} still listens")

@@ -7,7 +7,6 @@ hand, so a minute rolls over inside the outage without a test waiting for one.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,6 +23,8 @@ from mystic_trading.providers.venue import venue_from_url
 from mystic_trading.sandbox import ManualClock, SandboxConfig, SandboxServer
 from mystic_trading.store import Store, open_store
 from mystic_trading.throttle import Budget, Throttler
+
+from .conftest import listening, refusing
 
 MINUTE = 60_000
 T0 = 1_790_000_000_000 + 30_000  # half a minute into a minute
@@ -86,20 +87,6 @@ def advance(ms: int, market: ManualClock, local: Local) -> None:
     local.ms += ms
 
 
-async def listening(exchange: SandboxServer) -> None:
-    """Wait until the sandbox's listener is open again after a refuse outage ended."""
-    for _ in range(200):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", exchange.port)
-        except OSError:
-            await asyncio.sleep(0.02)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
-    raise AssertionError("the sandbox did not listen again")
-
-
 def klines_sent(exchange: SandboxServer) -> int:
     return exchange.stats.endpoint("klines").requests
 
@@ -118,6 +105,8 @@ async def test_the_last_n_is_served_from_the_store_through_an_outage(
         assert len(before.value) == 100
         await proc.md.flush()
         exchange.start_outage(600, mode)  # type: ignore[arg-type]
+        if mode == "refuse":
+            await refusing(exchange.port)
         advance(90_000, market, local)  # the minute rolls: a new window
         during = await proc.md.candles("BTCUSDT", "1m", limit=100)
         assert during.stale
@@ -126,7 +115,7 @@ async def test_the_last_n_is_served_from_the_store_through_an_outage(
         assert len(during.value) >= 97
         assert 60_000 <= during.age_ms <= 200_000
         exchange.reset()
-        await listening(exchange)
+        await listening(exchange.port)
         sent = klines_sent(exchange)
         advance(1_000, market, local)
         after = await proc.md.candles("BTCUSDT", "1m", limit=100)

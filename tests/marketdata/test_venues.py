@@ -3,7 +3,6 @@ sandbox seed's for another's (review C1, new-user D1)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterator
 from decimal import Decimal
@@ -19,7 +18,7 @@ from mystic_trading.providers.venue import LEGACY_VENUE, venue_from_url
 from mystic_trading.sandbox import SandboxConfig, SandboxServer
 from mystic_trading.store import open_store
 
-from .conftest import settings
+from .conftest import listening, refusing, settings
 
 DAY = 86_400_000
 START = 1_704_067_200_000  # 2024-01-01
@@ -31,20 +30,6 @@ def seed1() -> Iterator[SandboxServer]:
     server = SandboxServer(SandboxConfig(port=0, seed=1)).start()
     yield server
     server.stop()
-
-
-async def listening(exchange: SandboxServer) -> None:
-    """Wait until the sandbox's listener is open again after an outage ended."""
-    for _ in range(200):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", exchange.port)
-        except OSError:
-            await asyncio.sleep(0.05)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
-    raise AssertionError("the sandbox did not listen again")
 
 
 def closes(answer: Any) -> list[Decimal]:
@@ -188,6 +173,7 @@ async def test_a_process_started_while_its_exchange_is_down_keys_as_last_seen(
         await md.ticker("BTCUSDT")
         await md.layers.aclose()
     exchange.start_outage(30, "refuse")
+    await refusing(exchange.port)
     try:
         async with MarketData.open(settings(exchange, store_url)) as md:
             assert md.provider.venue == exchange.venue
@@ -204,11 +190,12 @@ async def test_an_exchange_unreachable_at_start_is_identified_by_its_first_answe
     """With no record of the base URL and the exchange down when the process opens, the
     venue is unconfirmed; its first answer names it before anything is kept."""
     exchange.start_outage(60, "refuse")
+    await refusing(exchange.port)
     try:
         async with MarketData.open(settings(exchange, store_url)) as md:
             assert md.provider.venue == venue_from_url(exchange.url)
             exchange.reset()  # the outage ends; the listener reopens at once
-            await listening(exchange)
+            await listening(exchange.port)
             await md.ticker("BTCUSDT")  # the first answer: its snapshot is the venue's
             await md.candles("BTCUSDT", "1d", start=START, end=START + 3 * DAY)
             await md.flush()
