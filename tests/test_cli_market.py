@@ -66,11 +66,14 @@ def test_candles_csv_and_table(mystic: Run) -> None:
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert len(rows) == 5
-    assert [r["closed"] for r in rows] == ["True"] * 4 + ["False"]
+    assert [r["closed"] for r in rows] == ["true"] * 4 + ["false"]  # as in the JSON
+    for r in rows:  # plain notation, as the exchange writes decimals
+        assert "E" not in r["volume"] + r["close"] + r["quote_volume"]
     table = mystic("candles", "BTCUSDT", "1d", "--start", "2024-01-01", "--end", "2024-01-08")
     assert table.returncode == 0, table.stderr
     assert "7 candles" in table.stdout
     assert "2024-01-07 00:00:00" in table.stdout
+    assert "not final yet" not in table.stdout  # no open candle, no caption about one
 
 
 def test_candles_json_range(mystic: Run) -> None:
@@ -207,3 +210,14 @@ def test_demo_prints_the_optimization_report(mystic: Run) -> None:
     assert result.returncode == 0, result.stderr
     for heading in ("Where answers came from", "Cold against warm", "calls saved", "429s / 418s"):
         assert heading in result.stdout
+
+
+def test_decimals_are_printed_in_plain_notation() -> None:
+    """A tiny price prints as the exchange writes it, 0.00000026, never 2.6E-7 (review)."""
+    from decimal import Decimal
+
+    from mystic_trading.cli.market_cmd import plain
+
+    assert plain(Decimal("2.6E-7")) == "0.00000026"
+    assert plain(Decimal("0E-8")) == "0.00000000"
+    assert plain(Decimal("12345678.12345678")) == "12345678.12345678"

@@ -171,3 +171,18 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(ValueError, match="frozen"):
         settings.store.pool_size = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("url", "hidden"),
+    [
+        ("postgresql+asyncpg://bot@db/test?password=s3cret&ssl=require", "s3cret"),
+        ("redis://127.0.0.1:6379/0?password=hunter2", "hunter2"),
+        ("postgresql://bot:s3cret@db/test?sslpassword=k3y", "k3y"),
+    ],
+)
+def test_query_string_passwords_are_masked(url: str, hidden: str) -> None:
+    """A password given as a query parameter is masked too (review: it was printed)."""
+    masked = mask_url(url)
+    assert hidden not in masked
+    assert "***" in masked

@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import (
     AnyHttpUrl,
@@ -63,14 +63,26 @@ def default_database_url() -> str:
     return f"sqlite+aiosqlite:///{Path(base) / 'mystic' / 'mystic.db'}"
 
 
+_SECRET_PARAMS = frozenset({"password", "passwd", "pwd", "token", "secret", "sslpassword"})
+
+
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``***``, safe for logs and error messages."""
+    """The URL with its password replaced by ``***``, in the netloc and in query parameters
+    such as ``?password=`` (libpq and redis-py both read one), safe for logs and errors."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    if parts.password is None and not any(
+        k.lower() in _SECRET_PARAMS for k, _ in parse_qsl(parts.query, keep_blank_values=True)
+    ):
+        return url  # untouched (urlunsplit would drop the // of sqlite:///path)
+    if parts.password is not None:
+        netloc = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{netloc}")
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if any(k.lower() in _SECRET_PARAMS for k, _ in pairs):
+            masked = [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs]
+            parts = parts._replace(query=urlencode(masked, safe="*"))
+    return urlunsplit(parts)
 
 
 class _Section(BaseModel):

@@ -105,10 +105,10 @@ def ticker(
         out = [
             {
                 "symbol": str(a.value.symbol),
-                "price": str(a.value.price),
-                "bid": None if a.value.bid is None else str(a.value.bid),
-                "ask": None if a.value.ask is None else str(a.value.ask),
-                "change_pct": None if a.value.change_pct is None else str(a.value.change_pct),
+                "price": plain(a.value.price),
+                "bid": None if a.value.bid is None else plain(a.value.bid),
+                "ask": None if a.value.ask is None else plain(a.value.ask),
+                "change_pct": None if a.value.change_pct is None else plain(a.value.change_pct),
                 "layer": a.layer.value,
                 "age_ms": a.age_ms,
                 "stale": a.stale,
@@ -124,10 +124,10 @@ def ticker(
         t = a.value
         table.add_row(
             str(t.symbol),
-            str(t.price),
-            str(t.bid or ""),
-            str(t.ask or ""),
-            str(t.change_pct or ""),
+            plain(t.price),
+            "" if t.bid is None else plain(t.bid),
+            "" if t.ask is None else plain(t.ask),
+            "" if t.change_pct is None else plain(t.change_pct),
             a.layer.value,
             f"{a.age_ms} ms",
             "yes" if a.stale else "",
@@ -135,16 +135,21 @@ def ticker(
     console.print(table)
 
 
+def plain(value: Decimal) -> str:
+    """A decimal in plain notation, as the exchange writes it: 0.00000026, never 2.6E-7."""
+    return format(value, "f")
+
+
 def _candle_dict(c: Candle) -> dict[str, Any]:
     return {
         "open_time": c.open_time,
-        "open": str(c.open),
-        "high": str(c.high),
-        "low": str(c.low),
-        "close": str(c.close),
-        "volume": str(c.volume),
+        "open": plain(c.open),
+        "high": plain(c.high),
+        "low": plain(c.low),
+        "close": plain(c.close),
+        "volume": plain(c.volume),
         "close_time": c.close_time,
-        "quote_volume": str(c.quote_volume),
+        "quote_volume": plain(c.quote_volume),
         "trades": c.trades,
         "closed": c.closed,
     }
@@ -203,24 +208,30 @@ def candles(
         writer = csv.writer(buffer)
         header = list(_candle_dict(rows[0]).keys()) if rows else ["open_time"]
         writer.writerow(header)
-        for c in rows:
-            writer.writerow(_candle_dict(c).values())
+        for c in rows:  # booleans as true/false, as in the JSON output
+            writer.writerow(
+                str(v).lower() if isinstance(v, bool) else v for v in _candle_dict(c).values()
+            )
         typer.echo(buffer.getvalue(), nl=False)
         return
     table = Table(
         title=f"{symbol} {interval}: {len(rows)} candles from {answer.layer.value}",
-        caption="* the open candle: it will still change",
+        caption=(
+            "* not final yet (the open candle, or one closed within the grace): it may change"
+            if any(not c.closed for c in rows)
+            else None
+        ),
     )
     for name in ("open time (UTC)", "open", "high", "low", "close", "volume", "trades"):
         table.add_column(name, justify="left" if name.startswith("open time") else "right")
     for c in rows:
         table.add_row(
             _when(c.open_time) + ("" if c.closed else " *"),
-            str(c.open),
-            str(c.high),
-            str(c.low),
-            str(c.close),
-            str(c.volume.normalize() if c.volume else Decimal(0)),
+            plain(c.open),
+            plain(c.high),
+            plain(c.low),
+            plain(c.close),
+            plain(c.volume),
             str(c.trades),
         )
     console.print(table)
