@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -10,15 +11,17 @@ import httpx
 import pytest
 
 from mystic_trading.errors import (
+    Banned,
     InvalidInterval,
     MalformedPayload,
     UnknownSymbol,
+    UpstreamError,
     UpstreamRejected,
 )
 from mystic_trading.models import Interval, Symbol
 from mystic_trading.providers.binance import PAGE_LIMIT, BinanceProvider
 from mystic_trading.sandbox import SandboxServer
-from mystic_trading.throttle import Budget, Throttler
+from mystic_trading.throttle import Budget, MemoryQuota, Throttler
 
 BTC = Symbol("BTC", "USDT")
 HOUR = 3_600_000
@@ -204,3 +207,37 @@ async def test_absurdly_nested_json_is_a_malformed_payload() -> None:
     await provider.sync_clock(force=True)
     assert not provider.clock.synced
     await provider.aclose()
+
+
+async def test_calls_are_counted_when_sent_retries_included_refusals_not(
+    exchange: SandboxServer,
+) -> None:
+    """A retried request counts each attempt that reached the exchange; one refused before
+    it left (a ban) counts nothing (review: counted before admission, retries not)."""
+    throttler = Throttler("count", Budget(limit=6000, window_s=60))
+    provider = BinanceProvider(exchange.url, throttler)
+    try:
+        exchange.set_error_rate(1.0, (503,))
+        before = exchange.stats.snapshot()["total"]["requests"]
+        with pytest.raises(UpstreamError):
+            await provider.ticker(BTC)
+        reached = exchange.stats.snapshot()["total"]["requests"] - before
+        assert reached >= 2  # retried
+        assert provider.calls == reached
+    finally:
+        exchange.reset()
+        await provider.aclose()
+        await throttler.aclose()
+    quota = MemoryQuota()
+    await quota.ban("banned", time.time_ns() // 1_000_000 + 3_600_000)
+    banned = Throttler("banned", Budget(limit=6000, window_s=60), quota=quota)
+    provider = BinanceProvider(exchange.url, banned)
+    try:
+        before = exchange.stats.snapshot()["total"]["requests"]
+        with pytest.raises(Banned):
+            await provider.ticker(BTC)
+        assert provider.calls == provider.weight == 0
+        assert exchange.stats.snapshot()["total"]["requests"] == before
+    finally:
+        await provider.aclose()
+        await banned.aclose()

@@ -37,7 +37,7 @@ class Provider(Protocol):
     throttler: Throttler
     clock: ExchangeClock  # the exchange's clock, bounded from round trips
     final_grace_ms: int  # a candle is final this long after the exchange's clock passed it
-    calls: int  # requests sent, for stats
+    calls: int  # requests sent (retries included, refused ones not), for stats
     weight: int  # their weight, in the exchange's units
 
     def now_ms(self) -> int:

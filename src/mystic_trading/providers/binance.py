@@ -192,16 +192,18 @@ class BinanceProvider:
     ) -> _Reply:
         weight = binance_weight(path, params)
         endpoint = path.removeprefix("/api/v3/")
-        self.calls += 1
-        self.weight += weight
         local = self.clock.local
         sent = 0.0
 
         async def send() -> httpx.Response:
             # Stamped per attempt, after the throttler's grant: the clock is measured from
-            # the round trip alone, never from queue waits or earlier attempts.
+            # the round trip alone, never from queue waits or earlier attempts. Counted here
+            # too: a retry is a call, a request refused before it left (a ban, a full queue,
+            # a passed deadline) is none.
             nonlocal sent
             sent = local()
+            self.calls += 1
+            self.weight += weight
             return await self._client.get(path, params=params)
 
         response = await self.throttler.call(path, weight, send, priority=priority)
