@@ -11,10 +11,12 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import pytest
@@ -162,3 +164,31 @@ def own_redis() -> Iterator[RedisProcess]:
     server.start()
     yield server
     server.stop()
+
+
+class MysticCli(Protocol):
+    def __call__(
+        self, env: dict[str, str], *args: str, timeout_s: float = ...
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+@pytest.fixture(scope="session")
+def mystic_cli() -> MysticCli:
+    """Run ``python -m mystic_trading ARGS`` as a real subprocess: this environment less
+    every MYSTIC_ variable, plus ``env``; output captured as text, any exit status kept."""
+
+    def run(
+        env: dict[str, str], *args: str, timeout_s: float = 180
+    ) -> subprocess.CompletedProcess[str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("MYSTIC_")}
+        base.update({"COLUMNS": "200", **env})
+        return subprocess.run(
+            [sys.executable, "-m", "mystic_trading", *args],
+            capture_output=True,
+            text=True,
+            env=base,
+            timeout=timeout_s,
+            check=False,
+        )
+
+    return run

@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,28 +23,16 @@ def exchange(shared_exchange: SandboxServer) -> SandboxServer:
 
 
 @pytest.fixture
-def mystic(exchange: SandboxServer, tmp_path: Path) -> Run:
+def mystic(exchange: SandboxServer, tmp_path: Path, mystic_cli: Any) -> Run:
     """Run `mystic ...` on the sandbox and a SQLite file of this test's own."""
+    base = {
+        "MYSTIC_PROVIDER__BASE_URL": exchange.url,
+        "MYSTIC_STORE__URL": f"sqlite+aiosqlite:///{tmp_path / 'm.db'}",
+        "XDG_DATA_HOME": str(tmp_path / "xdg"),
+    }
 
     def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("MYSTIC_")}
-        base.update(
-            {
-                "MYSTIC_PROVIDER__BASE_URL": exchange.url,
-                "MYSTIC_STORE__URL": f"sqlite+aiosqlite:///{tmp_path / 'm.db'}",
-                "XDG_DATA_HOME": str(tmp_path / "xdg"),
-                "COLUMNS": "200",
-            }
-        )
-        base.update(env or {})
-        return subprocess.run(
-            [sys.executable, "-m", "mystic_trading", *args],
-            capture_output=True,
-            text=True,
-            env=base,
-            timeout=120,
-            check=False,
-        )
+        return mystic_cli({**base, **(env or {})}, *args, timeout_s=120)
 
     return run
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from mystic_trading.config import StoreSettings
 from mystic_trading.store import open_store
@@ -19,44 +21,38 @@ from mystic_trading.throttle import RedisQuota
 VENUE = "sandbox-s0-test"
 
 
-def run(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("MYSTIC_")}
-    base.update(
-        {
-            "MYSTIC_STORE__URL": f"sqlite+aiosqlite:///{tmp_path / 't.db'}",
-            "MYSTIC_PROVIDER__BASE_URL": "http://127.0.0.1:9",
-            "XDG_DATA_HOME": str(tmp_path / "xdg"),
-        }
-    )
-    base.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "mystic_trading", *args],
-        capture_output=True,
-        text=True,
-        env=base,
-        timeout=120,
-        check=False,
-    )
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def run(tmp_path: Path, mystic_cli: Any) -> Run:
+    """`mystic ARGS` on this test's own store."""
+    base = {
+        "MYSTIC_STORE__URL": f"sqlite+aiosqlite:///{tmp_path / 't.db'}",
+        "MYSTIC_PROVIDER__BASE_URL": "http://127.0.0.1:9",
+        "XDG_DATA_HOME": str(tmp_path / "xdg"),
+    }
+
+    def call(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return mystic_cli({**base, **(env or {})}, *args, timeout_s=120)
+
+    return call
 
 
 def store_settings(tmp_path: Path) -> StoreSettings:
     return StoreSettings(url=f"sqlite+aiosqlite:///{tmp_path / 't.db'}")
 
 
-def test_level_shows_the_setting_then_what_is_stored(tmp_path: Path) -> None:
+def test_level_shows_the_setting_then_what_is_stored(run: Run, tmp_path: Path) -> None:
     """With nothing stored the setting is the level; a set level is stored with its audit
     entry and shown as the level in force."""
-    shown = run(tmp_path, "throttle", "level", "--venue", VENUE, "--json")
+    shown = run("throttle", "level", "--venue", VENUE, "--json")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["level"] == "moderate"
     assert json.loads(shown.stdout)["source"].startswith("setting")
-    changed = run(
-        tmp_path, "throttle", "level", "AGGRESSIVE", "--venue", VENUE, "--reason", "quiet day"
-    )
+    changed = run("throttle", "level", "AGGRESSIVE", "--venue", VENUE, "--reason", "quiet day")
     assert changed.returncode == 0, changed.stderr
-    data = json.loads(run(tmp_path, "throttle", "level", "--venue", VENUE, "--json").stdout)
+    data = json.loads(run("throttle", "level", "--venue", VENUE, "--json").stdout)
     assert (data["level"], data["source"], data["updated_by"]) == ("aggressive", "store", "cli")
 
     async def audit() -> list[tuple[str, str | None, str]]:
@@ -66,15 +62,15 @@ def test_level_shows_the_setting_then_what_is_stored(tmp_path: Path) -> None:
     assert ("level", "aggressive", "quiet day") in asyncio.run(audit())
 
 
-def test_a_bad_level_is_exit_2_and_names_the_accepted_ones(tmp_path: Path) -> None:
+def test_a_bad_level_is_exit_2_and_names_the_accepted_ones(run: Run, tmp_path: Path) -> None:
     """`mystic throttle level turbo` changes nothing and says what is accepted."""
-    result = run(tmp_path, "throttle", "level", "turbo", "--venue", VENUE)
+    result = run("throttle", "level", "turbo", "--venue", VENUE)
     assert result.returncode == 2
     assert "conservative" in result.stderr
 
 
 def test_a_stale_ban_is_shown_as_a_time_and_lifted_without_sql(
-    tmp_path: Path, redis_url: str
+    run: Run, tmp_path: Path, redis_url: str
 ) -> None:
     """A ban in the store and in Redis shows its end as a UTC time, not epoch ms; `clear`
     needs --yes, then lifts both (audited) and the next `show` finds none."""
@@ -90,18 +86,16 @@ def test_a_stale_ban_is_shown_as_a_time_and_lifted_without_sql(
 
     asyncio.run(ban())
     env = {"MYSTIC_REDIS_URL": redis_url}
-    shown = run(tmp_path, "throttle", "ban", "show", "--venue", venue, env=env)
+    shown = run("throttle", "ban", "show", "--venue", venue, env=env)
     assert shown.returncode == 0, shown.stderr
     assert "banned until" in shown.stdout and "UTC" in shown.stdout
     assert str(until) not in shown.stdout
-    refused = run(tmp_path, "throttle", "ban", "clear", "--venue", venue, env=env)
+    refused = run("throttle", "ban", "clear", "--venue", venue, env=env)
     assert refused.returncode == 2
-    lifted = run(tmp_path, "throttle", "ban", "clear", "--venue", venue, "--yes", env=env)
+    lifted = run("throttle", "ban", "clear", "--venue", venue, "--yes", env=env)
     assert lifted.returncode == 0, lifted.stderr
     assert "ban lifted" in lifted.stdout
-    data = json.loads(
-        run(tmp_path, "throttle", "ban", "show", "--venue", venue, "--json", env=env).stdout
-    )
+    data = json.loads(run("throttle", "ban", "show", "--venue", venue, "--json", env=env).stdout)
     assert data["banned"] is False
     assert data["until"] is None
 

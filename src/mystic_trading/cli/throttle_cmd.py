@@ -9,8 +9,10 @@ Running processes read the level and any ban when they start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -102,15 +104,25 @@ def level_cmd(
         typer.echo("running processes take it up when they next start")
 
 
+@contextlib.asynccontextmanager
+async def _shared_quota(settings: Settings) -> AsyncIterator[RedisQuota | None]:
+    """The deployment's shared quota in Redis, or None without Redis."""
+    if settings.redis_url is None:
+        yield None
+        return
+    quota = RedisQuota(settings.redis_url.get_secret_value(), prefix="mystic:throttle")
+    try:
+        yield quota
+    finally:
+        await quota.aclose()
+
+
 async def _ban(settings: Settings, store: Store, name: str) -> dict[str, Any]:
     record = await store.control.ban(name)
     redis_until = None
-    if settings.redis_url is not None:
-        quota = RedisQuota(settings.redis_url.get_secret_value(), prefix="mystic:throttle")
-        try:
+    async with _shared_quota(settings) as quota:
+        if quota is not None:
             redis_until = await quota.banned_until(name)
-        finally:
-            await quota.aclose()
     now = _now_ms()
     until = max([u for u in (None if record is None else record.until_ms, redis_until) if u] or [0])
     return {
@@ -168,13 +180,10 @@ def ban_clear(
         async with await open_store(settings.store) as store:
             name = await _venue(settings, store, venue)
             cleared = await store.control.clear_ban(name, actor="cli", reason=reason)
-            if settings.redis_url is not None:
-                quota = RedisQuota(settings.redis_url.get_secret_value(), prefix="mystic:throttle")
-                try:
+            async with _shared_quota(settings) as quota:
+                if quota is not None:
                     cleared = (await quota.banned_until(name) is not None) or cleared
                     await quota.clear_ban(name)
-                finally:
-                    await quota.aclose()
             return name, cleared
 
     name, cleared = asyncio.run(run())
