@@ -168,18 +168,9 @@ class BinanceProvider:
             self._next_sync_try = self.clock.local() + self.clock.resync_ms
             log.warning("could not measure the exchange's clock (%s)", exc)
 
-    async def _get(
-        self,
-        path: str,
-        params: Mapping[str, Any],
-        *,
-        priority: Priority = Priority.INTERACTIVE,
-        symbol: str = "",
-        interval: str = "",
-    ) -> Any:
-        return (
-            await self._request(path, params, priority=priority, symbol=symbol, interval=interval)
-        ).data
+    async def _get(self, path: str, params: Mapping[str, Any], **how: Any) -> Any:
+        """The decoded answer of :meth:`_request` (same keyword arguments)."""
+        return (await self._request(path, params, **how)).data
 
     async def _request(
         self,
