@@ -3,7 +3,7 @@
 Both are control state kept in the store (and the ban in Redis too, when configured), with an
 audit entry for every change. The commands never contact the exchange: the venue is what the
 configured base URL identified as when last reached (else its URL's), or ``--venue``.
-Running processes read the level and any ban when they start.
+Running processes follow every change within 2 s (``marketdata/control_watch.py``).
 """
 
 from __future__ import annotations

@@ -102,6 +102,7 @@ async def assemble(settings: Settings) -> AsyncIterator[MarketData]:
                 md.layers.spawn(store.venues.remember(base_url, found, provider.declared))
 
             provider.on_identified = identified
+        await md.control.start()
         yield md
 
 

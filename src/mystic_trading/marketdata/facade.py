@@ -20,6 +20,7 @@ from mystic_trading.config import CacheSettings, Settings
 from mystic_trading.errors import DataError, InvalidRange, InvalidSymbol, UnknownSymbol
 from mystic_trading.marketdata.answer import Answer, Layer, stamp_ms
 from mystic_trading.marketdata.candles import CandleFiller
+from mystic_trading.marketdata.control_watch import ControlWatch
 from mystic_trading.marketdata.layered import FAILURES, Layers
 from mystic_trading.marketdata.redis_layer import RedisLayer
 from mystic_trading.marketdata.stats import HIT_SAMPLE_EVERY, MarketDataStats
@@ -78,6 +79,13 @@ class MarketData:
             on_reload=self._ticker_keys.clear,
             store=store,
         )
+        # Follows the store's control log (started by whoever opens MarketData: assembly).
+        self.control = ControlWatch(
+            store.control,
+            venue=lambda: self.throttler.provider,
+            refresh=self.throttler.refresh_control,
+            drop=self._drop,
+        )
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -93,6 +101,7 @@ class MarketData:
     async def aclose(self) -> None:
         """Finish background refreshes and candle writes; the layers themselves belong to
         whoever opened them."""
+        await self.control.aclose()
         await self.layers.aclose()
         await self.symbols.aclose()
         await self.filler.aclose()
@@ -449,21 +458,40 @@ class MarketData:
             "fetched": self.symbols.fetched,
         }
         data["throttle"] = self.throttler.stats()
+        data["control"] = self.control.stats()
         data["store"] = self.store.stats()
         return data
 
-    async def clear(self, symbol: str | Symbol | None = None, *, redis: bool = True) -> int:
-        """Forget cached answers (all, or one symbol's) in memory and Redis; the store's closed
-        candles stay (they never change). Returns how many memory entries were dropped."""
-        if symbol is None:
-            dropped = self.memory.clear()
-            pattern = "*"
-        else:
-            exchange = Symbol.parse(symbol).exchange
-            dropped = self.memory.clear(lambda k: _key_symbol(k) == exchange)
-            pattern = f"?|{exchange}*"
+    async def clear(
+        self,
+        symbol: str | Symbol | None = None,
+        *,
+        redis: bool = True,
+        actor: str = "operator",
+        reason: str = "",
+    ) -> dict[str, int]:
+        """Forget cached answers (all, or one symbol's) in memory and Redis, here and, through
+        the audited control log, in every running process of the venue within two seconds;
+        the store's closed candles stay (they never change). Returns the memory entries
+        dropped in this process, the Redis keys deleted, and the audit entry's id."""
+        exchange = None if symbol is None else Symbol.parse(symbol).exchange
+        dropped = self._drop(exchange)
+        deleted = 0
         if redis and self.redis is not None:
-            await self.redis.clear(pattern)
+            deleted = await self.redis.clear("*" if exchange is None else f"?|{exchange}*")
+        entry = await self.store.control.note_clear(
+            self.throttler.provider, exchange, actor=actor, reason=reason
+        )
+        self.control.mine(entry)
+        return {"memory": dropped, "redis": deleted, "audit_id": entry}
+
+    def _drop(self, exchange: str | None) -> int:
+        """Drop this process's memory entries of one symbol (exchange name) or of all."""
+        if exchange is None:
+            dropped = self.memory.clear()
+        else:
+            dropped = self.memory.clear(lambda k: _key_symbol(k) == exchange)
+        self._ticker_keys.clear()
         self.symbols.forget_unknown()
         return dropped
 

@@ -4,7 +4,11 @@ Control state is how an operator's change reaches every process, so its reads al
 the database, never to the per-process query cache. Every change of a level or a tunable
 writes one audit entry (who, when, from, to, why) in the same transaction as the change;
 saving the value already stored is not a change and writes nothing. Bans are set and
-cleared with an audit entry too (actor ``system`` unless given).
+cleared with an audit entry too (actor ``system`` unless given), and so is a cache clear.
+
+The audit log is also how a change reaches processes already running: each follows it
+(``changes_after``, about once a second, see ``marketdata/control_watch.py``) and applies
+the entries of its venue.
 
 This repository is the throttler's persistence: it has ``load_ban``, ``save_ban``,
 ``load_level`` and ``save_level`` with the signatures the throttler's Protocol expects.
@@ -41,6 +45,9 @@ class ControlRepository:
         self._audit = q(_sql.AUDIT_INSERT)
         self._audit_by = q(_sql.AUDIT_BY_PROVIDER)
         self._audit_all = q(_sql.AUDIT_ALL)
+        self._audit_after = q(_sql.AUDIT_AFTER)
+        self._audit_head = q(_sql.AUDIT_HEAD)
+        self._audit_id = q(_sql.AUDIT_INSERT_ID)
         self._ban_get = q(_sql.BAN_GET)
         self._ban_put = q(_sql.BAN_UPSERT)
         self._ban_delete = q(_sql.BAN_DELETE)
@@ -117,6 +124,38 @@ class ControlRepository:
             lambda rows: [ControlChange(*r) for r in rows],
             detail=provider or "*",
         )
+
+    async def head(self) -> int:
+        """The id of the newest audit entry (0 when there is none): where a follower starts."""
+        found = await self._db.read_one(
+            "audit.head", self._audit_head, (), lambda row: row[0] or 0
+        )
+        return int(found or 0)
+
+    async def changes_after(self, after_id: int, *, limit: int = 100) -> list[ControlChange]:
+        """Audit entries newer than ``after_id``, oldest first, of every provider: what a
+        running process follows to apply another's change (one indexed read, usually empty)."""
+        return await self._db.read_all(
+            "audit.after",
+            self._audit_after,
+            (after_id, limit),
+            lambda rows: [ControlChange(*r) for r in rows],
+        )
+
+    async def note_clear(
+        self, provider: str, target: str | None, *, actor: str, reason: str = ""
+    ) -> int:
+        """Audit a cache clear of ``provider`` (one symbol, or all when ``target`` is None)
+        so every running process drops the same entries; the entry's id."""
+
+        async def work(conn: AsyncConnection) -> int:
+            params = (provider, "cache_clear", actor, self._db.now_ms(), None, target or "*")
+            row: Any = (
+                await conn.exec_driver_sql(self._audit_id, (*params, reason or "cleared"))
+            ).first()
+            return int(row[0])
+
+        return await self._db.write("control.note_clear", work, tables=CONTROL, detail=provider)
 
     async def _current(self, conn: AsyncConnection, provider: str) -> tuple[Any, str] | None:
         row: Any = (await conn.exec_driver_sql(self._get_for_update, (provider,))).first()

@@ -106,6 +106,10 @@ AUDIT_BY_PROVIDER = (
     f"SELECT {AUDIT_COLUMNS} FROM control_audit WHERE provider = ? ORDER BY id DESC LIMIT ?"
 )
 AUDIT_ALL = f"SELECT {AUDIT_COLUMNS} FROM control_audit ORDER BY id DESC LIMIT ?"
+# What running processes follow (marketdata/control_watch.py): entries after the last seen.
+AUDIT_AFTER = f"SELECT {AUDIT_COLUMNS} FROM control_audit WHERE id > ? ORDER BY id LIMIT ?"
+AUDIT_HEAD = "SELECT max(id) FROM control_audit"
+AUDIT_INSERT_ID = f"{AUDIT_INSERT} RETURNING id"
 
 BAN_GET = "SELECT until_ms, reason, created_at FROM bans WHERE provider = ?"
 BAN_UPSERT = (
