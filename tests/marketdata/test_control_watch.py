@@ -117,7 +117,11 @@ async def test_a_cache_clear_reaches_every_running_process(open_md: OpenMd) -> N
         # The clearing process applied its own clear already and skips its own entry.
         assert await one.control.poll() == 0
         entry = (await one.store.control.audit(one.throttler.provider, limit=1))[0]
-        assert (entry.field, entry.to_value, entry.reason) == ("cache_clear", "BTCUSDT", "bad print")
+        assert (entry.field, entry.to_value, entry.reason) == (
+            "cache_clear",
+            "BTCUSDT",
+            "bad print",
+        )
 
 
 async def test_changes_of_another_venue_are_not_applied(open_md: OpenMd) -> None:
