@@ -46,12 +46,16 @@ async def test_pause_stops_everyone(quota: Quota) -> None:
 
 
 async def test_ban_refuses_and_is_readable(quota: Quota) -> None:
-    """A ban in force refuses with its end; an expired one is gone."""
+    """A ban in force refuses with its end and the time it has left; an expired one is gone.
+    (Redis keeps the ban on its own clock: its end reads back within a round trip.)"""
     until = int(time.time() * 1000) + 60_000
     await quota.ban("p", until)
-    assert await quota.banned_until("p") == until
+    read = await quota.banned_until("p")
+    assert read is not None and abs(read - until) < 1_000
     grant = await quota.reserve("p", 1, SPEC, 100.0)
-    assert (grant.granted, grant.banned_until_ms) == (False, until)
+    assert not grant.granted
+    assert grant.banned_until_ms is not None and abs(grant.banned_until_ms - until) < 1_000
+    assert 58 < grant.delay_s <= 60
     await quota.ban("q", int(time.time() * 1000) - 1)
     assert await quota.banned_until("q") is None
 

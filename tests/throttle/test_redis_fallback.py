@@ -47,6 +47,7 @@ async def test_ban_learnt_during_outage_reaches_redis(own_redis: Any) -> None:
     own_redis.start()
     await quota.reserve("p", 1, SPEC, 0.0)
     other = RedisQuota(own_redis.url, prefix="t")
-    assert await other.banned_until("p") == until
+    handed_over = await other.banned_until("p")
+    assert handed_over is not None and abs(handed_over - until) < 1_000
     await quota.aclose()
     await other.aclose()

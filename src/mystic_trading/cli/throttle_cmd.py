@@ -112,6 +112,7 @@ async def _shared_quota(settings: Settings) -> AsyncIterator[RedisQuota | None]:
         return
     quota = RedisQuota(settings.redis_url.get_secret_value(), prefix="mystic:throttle")
     try:
+        await quota.start()  # a wrong password is a clear error, not a silent local read
         yield quota
     finally:
         await quota.aclose()

@@ -34,6 +34,7 @@ from mystic_trading.models import (
     PriceLevel,
     Symbol,
     Ticker,
+    iso_from_ms,
     parse_decimal,
 )
 
@@ -391,7 +392,7 @@ def error_from_response(
         match = _BANNED_UNTIL.search(msg)
         until = int(match.group(1)) if match else now_ms + int((retry_after or 120) * 1000)
         return Banned(
-            f"{where}: IP banned until {until} ({msg})",
+            f"{where}: IP banned until {iso_from_ms(until)} ({msg})",
             provider=PROVIDER,
             endpoint=endpoint,
             until=until,

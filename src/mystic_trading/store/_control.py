@@ -127,9 +127,7 @@ class ControlRepository:
 
     async def head(self) -> int:
         """The id of the newest audit entry (0 when there is none): where a follower starts."""
-        found = await self._db.read_one(
-            "audit.head", self._audit_head, (), lambda row: row[0] or 0
-        )
+        found = await self._db.read_one("audit.head", self._audit_head, (), lambda row: row[0] or 0)
         return int(found or 0)
 
     async def changes_after(self, after_id: int, *, limit: int = 100) -> list[ControlChange]:

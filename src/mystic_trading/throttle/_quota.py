@@ -4,6 +4,10 @@ A quota holds one GCRA bucket per key (provider), its 429 pause and its 418 ban.
 process that shares a quota draws from one budget; :class:`MemoryQuota` is one process,
 ``RedisQuota`` is every process and host of a deployment. Both run the same algorithm
 (``_gcra``), so one contract test suite covers both.
+
+Ban ends cross this seam as UTC epoch ms on the quota's wall clock (``wall_ms``, this host's
+clock unless injected; give the throttler the same one). A quota that keeps bans on another
+clock (Redis's) converts at its boundary, and a ban it answers is always one in force.
 """
 
 from __future__ import annotations
@@ -15,7 +19,12 @@ from typing import Protocol
 
 from mystic_trading.throttle._gcra import BucketState, Grant, reserve, sync_usage
 
-__all__ = ["BucketSpec", "MemoryQuota", "Quota"]
+__all__ = ["BucketSpec", "MemoryQuota", "Quota", "wall_clock_ms"]
+
+
+def wall_clock_ms() -> int:
+    """This host's clock: UTC epoch milliseconds."""
+    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +53,24 @@ class Quota(Protocol):
         ...
 
     @property
+    def fallbacks(self) -> int:
+        """How many times the shared backend failed and a local share took over (0 for a
+        quota that has no backend to lose)."""
+        ...
+
+    @property
+    def last_error(self) -> str | None:
+        """The backend's last error, a short text without secrets, or None."""
+        ...
+
+    @property
     def reserve_ahead_s(self) -> float:
         """How far ahead a reservation may be granted (covers the backend's round trip)."""
+        ...
+
+    async def start(self) -> None:
+        """Check the backend before the first request (ConfigError if it can never work,
+        such as a wrong password); a backend merely unreachable is no error."""
         ...
 
     async def reserve(self, key: str, weight: int, spec: BucketSpec, max_delay: float) -> Grant:
@@ -67,7 +92,7 @@ class Quota(Protocol):
         ...
 
     async def banned_until(self, key: str) -> int | None:
-        """The ban's end (UTC epoch ms) if one is in force."""
+        """The ban's end (UTC epoch ms, see the module docstring) if one is in force."""
         ...
 
     async def clear_ban(self, key: str) -> None:
@@ -90,7 +115,7 @@ class MemoryQuota:
         self,
         *,
         clock: Callable[[], float] = time.monotonic,
-        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        wall_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self._clock = clock
         self._wall_ms = wall_ms
@@ -99,6 +124,17 @@ class MemoryQuota:
     @property
     def mode(self) -> str:
         return "memory"
+
+    @property
+    def fallbacks(self) -> int:
+        return 0
+
+    @property
+    def last_error(self) -> str | None:
+        return None
+
+    async def start(self) -> None:
+        return None
 
     def _bucket(self, key: str) -> BucketState:
         state = self._buckets.get(key)
@@ -156,6 +192,10 @@ class MemoryQuota:
         return state.banned_until_ms
 
     async def clear_ban(self, key: str) -> None:
+        self.clear_now(key)
+
+    def clear_now(self, key: str) -> None:
+        """:meth:`clear_ban` without a coroutine."""
         state = self._buckets.get(key)
         if state is not None:
             state.banned_until_ms = 0

@@ -20,6 +20,13 @@ start and the caller sleeps until then, so event-loop latency never wastes budge
 A 429 pauses the whole budget for its Retry-After (every caller, every process sharing the
 quota); a 418 bans the provider until its end (kept in the :class:`ControlStateStore`, so a
 restarted process sends nothing), and every caller gets :class:`Banned` at once.
+
+A ban answered by the quota (another process earned it) stops queued callers at once too,
+dated by the time it has left, so a quota whose clock differs from ours can never leave a
+caller queued behind a ban we think is over. A request granted ahead asks the quota for a
+ban again after its sleep, so a peer's ban recorded meanwhile stops it before it is sent.
+:meth:`Throttler.refresh_control` applies the control state as it is now: a level set
+elsewhere, a ban recorded elsewhere, and a ban lifted by an operator.
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -46,9 +55,10 @@ from mystic_trading.errors import (
 )
 from mystic_trading.throttle._adaptive import AimdController
 from mystic_trading.throttle._control import ControlStateStore, MemoryControlStore
+from mystic_trading.throttle._gcra import Grant
 from mystic_trading.throttle._levels import Level, LevelChange, level_ceiling, parse_level
 from mystic_trading.throttle._queue import Priority, WaitQueue
-from mystic_trading.throttle._quota import BucketSpec, MemoryQuota, Quota
+from mystic_trading.throttle._quota import BucketSpec, MemoryQuota, Quota, wall_clock_ms
 from mystic_trading.throttle._retry import RETRYABLE, Backoff, RetryBudget
 from mystic_trading.throttle._slot import HttpResponse, Outcome, Slot
 from mystic_trading.throttle._stats import ThrottleStats
@@ -64,14 +74,34 @@ R = TypeVar("R", bound=HttpResponse)
 # belong to the window we think: covers clock offset to the exchange and the round trip.
 _HEADER_SKEW_S = 0.05
 
+# A ban end the control store knows is handed to the quota only when it is later than the
+# quota's by more than this: ends dated on two clocks differ by a few ms for the same ban.
+_BAN_SLACK_MS = 1_000
+
 
 def _wake_up(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
 
 
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
+def _utc_text(ms: int) -> str:
+    """UTC epoch ms as ``2026-12-02 07:30:05 UTC``."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _span_text(ms: int) -> str:
+    """A duration in its two largest units: ``1h 59m``, ``2d 3h``, ``4m 10s``, ``45s``."""
+    seconds = max(0, math.ceil(ms / 1000))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {seconds}s"
+    return f"{seconds}s"
 
 
 class Throttler:
@@ -87,7 +117,7 @@ class Throttler:
         control: ControlStateStore | None = None,
         reference_weight: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
-        wall_ms: Callable[[], int] = _wall_ms,
+        wall_ms: Callable[[], int] = wall_clock_ms,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings or ThrottleSettings()
@@ -101,7 +131,9 @@ class Throttler:
         self.clock = clock
         self.wall_ms = wall_ms
         self.reference_weight = reference_weight
-        self._quota: Quota = quota if quota is not None else MemoryQuota(clock=clock)
+        self._quota: Quota = (
+            quota if quota is not None else MemoryQuota(clock=clock, wall_ms=wall_ms)
+        )
         self._control: ControlStateStore = control or MemoryControlStore()
         self._level = parse_level(self.settings.level)
         self.budget = budget
@@ -117,6 +149,11 @@ class Throttler:
         self._paused_until = -float("inf")
         self._last_429_at = -float("inf")
         self._banned_until_ms = 0
+        # Bumped whenever a ban is noted; with the count of 418s still being recorded it
+        # keeps refresh_control from lifting a ban it read the store and quota too early for.
+        self._ban_epoch = 0
+        self._recording_bans = 0
+        self._store_has_ban = False  # as last read or written here
         self._window_used = (-1, 0)
         self._started = False
         self._closed = False
@@ -134,24 +171,68 @@ class Throttler:
         await self.aclose()
 
     async def start(self) -> None:
-        """Load the level and any ban from the control store (done on first use if not)."""
+        """Check the quota (ConfigError on a wrong Redis password) and load the level and
+        any ban from the control store; done on first use if not called."""
         if self._started:
             return
         self._started = True
-        await self.refresh_control()
+        try:
+            await self._quota.start()
+            await self.refresh_control()
+        except BaseException:
+            self._started = False
+            raise
 
     async def refresh_control(self) -> None:
-        """Re-read the level and ban (set by another process or the CLI)."""
+        """Apply the control state as it is now in the control store and the shared quota.
+
+        The level kept in the store is applied if it changed. A ban either holds (the
+        store's, if it has not ended, or the shared quota's) stops every call, and a ban the
+        store holds but the quota does not is handed to the quota. A ban neither holds any
+        more (an operator ran ``mystic throttle ban clear``) is lifted here, with a log line,
+        unless this process noted a ban meanwhile or is still recording one.
+
+        A quota of this process only (``mode == "memory"``) is no one else's truth: the ban
+        is lifted when the store held it and no longer does, and the quota's copy goes too.
+
+        Cheap enough to call about once a second: two reads of the store and one of the
+        quota; the quota is written only when the store knows a ban it does not.
+        """
+        epoch = self._ban_epoch
         level = await self._control.load_level(self.provider)
         if level is not None:
-            self._apply_level(parse_level(level))
-        for until in (
-            await self._control.load_ban(self.provider),
-            await self._quota.banned_until(self.provider),
-        ):
-            if until is not None and until > self.wall_ms():
-                self._note_ban(until)
-                await self._quota.ban(self.provider, until)
+            new = parse_level(level)
+            if new is not self._level:
+                self._apply_level(new)
+        stored = await self._control.load_ban(self.provider)
+        shared = await self._quota.banned_until(self.provider)
+        local_only = self._quota.mode == "memory"
+        now = self.wall_ms()
+        if stored is not None and stored <= now:
+            stored = None
+        store_had_it, self._store_has_ban = self._store_has_ban, stored is not None
+        live = [u for u in (stored, None if local_only else shared) if u is not None]
+        if live:
+            # The quota answers only bans in force, whatever its clock says of their end.
+            self._note_ban(max(*live, now + 1))
+            if stored is not None and (shared is None or stored > shared + _BAN_SLACK_MS):
+                await self._quota.ban(self.provider, stored)
+            return
+        if local_only and not store_had_it:
+            return  # nothing was cleared: the quota's ban, if any, is this process's own
+        if self._ban_epoch != epoch or self._recording_bans:
+            return  # a ban noted meanwhile, or not yet in the store and quota
+        if local_only and shared is not None:
+            await self._quota.clear_ban(self.provider)
+        if self._banned_until_ms > self.wall_ms():
+            log.warning(
+                "%s: the ban until %s is lifted (no longer in the control store%s); calls go "
+                "out again",
+                self.provider,
+                _utc_text(self._banned_until_ms),
+                "" if local_only else " nor in the shared quota",
+            )
+        self._banned_until_ms = 0
 
     async def aclose(self) -> None:
         """Stop the dispatcher, fail queued callers, close the quota (as httpx does)."""
@@ -278,15 +359,44 @@ class Throttler:
     def _spec(self, now: float) -> BucketSpec:
         return BucketSpec(self._aimd.rate(now), self.budget.max_weight, self.budget.window_s)
 
+    def _banned(self, endpoint: str = "") -> Banned:
+        until = self._banned_until_ms
+        return Banned(
+            f"{self.provider} has banned this IP until {_utc_text(until)} "
+            f"(in {_span_text(until - self.wall_ms())}); nothing is sent before then",
+            provider=self.provider,
+            endpoint=endpoint,
+            until=until,
+        )
+
     def _check_ban(self, endpoint: str) -> None:
         if self._banned_until_ms > self.wall_ms():
-            raise Banned(
-                f"{self.provider} has banned this IP until {self._banned_until_ms} (UTC ms); "
-                "nothing is sent before then",
-                provider=self.provider,
-                endpoint=endpoint,
-                until=self._banned_until_ms,
+            raise self._banned(endpoint)
+
+    def _ban_end(self, grant: Grant) -> int:
+        """A ban the quota answered, dated on our clock: by the time it has left, so a quota
+        whose clock differs from ours still gives a ban that is in force here."""
+        assert grant.banned_until_ms is not None
+        return max(grant.banned_until_ms, self.wall_ms() + max(1, math.ceil(grant.delay_s * 1000)))
+
+    async def _reserve(self, weight: int, max_delay: float) -> Grant:
+        try:
+            return await self._quota.reserve(
+                self.provider, weight, self._spec(self.clock()), max_delay
             )
+        except Exception as exc:
+            log.exception("throttle quota failed for %s", self.provider)
+            raise ThrottleError(f"throttle quota failed for {self.provider}: {exc!r}") from exc
+
+    async def _shared_ban(self) -> None:
+        """Note a ban the quota holds now (another process may have recorded it)."""
+        try:
+            until = await self._quota.banned_until(self.provider)
+        except Exception as exc:
+            log.exception("throttle quota failed for %s", self.provider)
+            raise ThrottleError(f"throttle quota failed for {self.provider}: {exc!r}") from exc
+        if until is not None:
+            self._note_ban(max(until, self.wall_ms() + 1))
 
     async def _admit(self, slot: Slot) -> None:
         if self._closed:
@@ -298,15 +408,10 @@ class Throttler:
         while True:
             delay = -1.0
             if not self._queue and not self._reserving and self.clock() >= self._paused_until:
-                grant = await self._quota.reserve(
-                    self.provider,
-                    slot.weight,
-                    self._spec(self.clock()),
-                    self._quota.reserve_ahead_s,
-                )
+                grant = await self._reserve(slot.weight, self._quota.reserve_ahead_s)
                 if grant.banned_until_ms is not None:
-                    self._note_ban(grant.banned_until_ms)
-                    self._check_ban(slot.endpoint)
+                    self._note_ban(self._ban_end(grant))
+                    raise self._banned(slot.endpoint)
                 if grant.granted:
                     delay = grant.delay_s
             if delay < 0:
@@ -316,8 +421,11 @@ class Throttler:
             if delay <= 0:
                 break
             # Granted ahead of time (the weight is counted at its exact start, so a late
-            # wake-up loses no budget): a 429 or 418 that arrives meanwhile still stops it.
+            # wake-up loses no budget): a 429 or 418 that arrives meanwhile still stops it,
+            # and so does a ban another process recorded in the shared quota meanwhile.
             await asyncio.sleep(delay)
+            self._check_ban(slot.endpoint)
+            await self._shared_ban()
             self._check_ban(slot.endpoint)
             if self.clock() >= self._paused_until:
                 break
@@ -361,20 +469,17 @@ class Throttler:
                 continue
             self._reserving = True
             try:
-                grant = await self._quota.reserve(
-                    self.provider, waiter.weight, self._spec(now), self._quota.reserve_ahead_s
-                )
-            except Exception as exc:
-                log.exception("throttle quota failed for %s", self.provider)
+                grant = await self._reserve(waiter.weight, self._quota.reserve_ahead_s)
+            except ThrottleError as exc:
                 if waiter.live:
-                    waiter.future.set_exception(
-                        ThrottleError(f"throttle quota failed for {self.provider}: {exc!r}")
-                    )
+                    waiter.future.set_exception(exc)
                 continue
             finally:
                 self._reserving = False
             if grant.banned_until_ms is not None:
-                self._note_ban(grant.banned_until_ms)
+                # Fails every waiter, the head included, even when the ban is one we knew:
+                # nothing stays queued behind a ban, so this loop cannot spin on it.
+                self._note_ban(self._ban_end(grant))
             elif grant.granted:
                 self._queue.admit(waiter, grant.delay_s)
             else:
@@ -383,17 +488,17 @@ class Throttler:
     # -- outcomes ---------------------------------------------------------------------------
 
     def _note_ban(self, until_ms: int) -> None:
-        if until_ms <= self._banned_until_ms:
-            return
-        self._banned_until_ms = until_ms
-        log.error("%s banned this IP until %d (UTC ms); all calls stop", self.provider, until_ms)
-        self._queue.fail_all(
-            Banned(
-                f"{self.provider} has banned this IP until {until_ms} (UTC ms)",
-                provider=self.provider,
-                until=until_ms,
+        """Banned until ``until_ms`` (or later, if known): every queued caller fails now."""
+        if until_ms > self._banned_until_ms:
+            self._banned_until_ms = until_ms
+            self._ban_epoch += 1
+            log.error(
+                "%s banned this IP until %s (in %s); all calls stop",
+                self.provider,
+                _utc_text(until_ms),
+                _span_text(until_ms - self.wall_ms()),
             )
-        )
+        self._queue.fail_all(self._banned())
 
     def _finish(self, slot: Slot, outcome: Outcome) -> None:
         """Local effects of an answer, at once: stats, adaptive rate, pause, ban."""
@@ -423,6 +528,7 @@ class Throttler:
             )
         elif kind == "banned":
             seconds = outcome.retry_after if outcome.retry_after is not None else 120.0
+            self._recording_bans += 1  # until _settle has kept it in the quota and store
             self._note_ban(self.wall_ms() + int(seconds * 1000))
         if outcome.used_weight is not None:
             self._note_usage(slot, outcome.used_weight)
@@ -455,11 +561,16 @@ class Throttler:
         """Shared effects of an answer: the exchange's usage, the pause, the ban."""
         if outcome.kind == "rate_limited":
             await self._quota.pause(self.provider, max(0.0, self._paused_until - self.clock()))
-        elif outcome.kind == "banned" and self._banned_until_ms > self.wall_ms():
-            await self._quota.ban(self.provider, self._banned_until_ms)
-            await self._control.save_ban(
-                self.provider, self._banned_until_ms, f"HTTP 418 on {slot.endpoint}"
-            )
+        elif outcome.kind == "banned":
+            try:
+                if self._banned_until_ms > self.wall_ms():
+                    await self._quota.ban(self.provider, self._banned_until_ms)
+                    await self._control.save_ban(
+                        self.provider, self._banned_until_ms, f"HTTP 418 on {slot.endpoint}"
+                    )
+                    self._store_has_ban = True
+            finally:
+                self._recording_bans -= 1
         if (
             outcome.used_weight is not None
             and outcome.kind != "banned"
@@ -545,10 +656,16 @@ class Throttler:
             status=outcome.status,
         )
 
+    def held_back(self) -> bool:
+        """Whether nothing can be sent now: a 429 pause or a ban stands (cheap; callers
+        holding a good value are answered from it rather than made to wait)."""
+        return self.clock() < self._paused_until or self._banned_until_ms > self.wall_ms()
+
     # -- stats ------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        """Plain data: counters, percentiles, rate, level, queue, quota mode."""
+        """Plain data: counters, percentiles, rate, level, queue, and the quota: its mode
+        ("memory", "redis", "local-fallback"), how often it fell back, its last error."""
         now = self.clock()
         interactive, background = self._queue.depth()
         data = self._stats.snapshot(now)
@@ -565,7 +682,11 @@ class Throttler:
                 "queue_depth_by_priority": {"interactive": interactive, "background": background},
                 "paused_for_s": max(0.0, self._paused_until - now),
                 "banned_until_ms": self._banned_until_ms or None,
-                "quota": self._quota.mode,
+                "quota": {
+                    "mode": self._quota.mode,
+                    "fallbacks": self._quota.fallbacks,
+                    "last_error": self._quota.last_error,
+                },
                 "adaptive_cuts": self._aimd.cuts,
             }
         )

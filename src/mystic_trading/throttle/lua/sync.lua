@@ -1,6 +1,7 @@
 -- Raise a bucket's fill to what the exchange reports as used (upward only; see _gcra.py
 -- sync_usage, which this mirrors).
--- KEYS[1]: the bucket hash.
+-- KEYS[1]: the bucket hash (fill, at; the ban and the pause are keys of their own, so the
+-- EXPIRE here never shortens them).
 -- ARGV: used (weight), limit_eff (weight), remaining (s until the window ends), rate, burst,
 -- ttl (s). Returns 1 if the fill was raised, else 0.
 local t = redis.call('TIME')
