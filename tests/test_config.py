@@ -186,3 +186,82 @@ def test_query_string_passwords_are_masked(url: str, hidden: str) -> None:
     masked = mask_url(url)
     assert hidden not in masked
     assert "***" in masked
+
+
+@pytest.mark.parametrize("given", ["debug", "Debug", "DEBUG", " debug "])
+def test_log_level_is_read_in_any_case(monkeypatch: pytest.MonkeyPatch, given: str) -> None:
+    """MYSTIC_LOG_LEVEL=debug is DEBUG: lower-case was refused (new-user D4)."""
+    monkeypatch.setenv("MYSTIC_LOG_LEVEL", given)
+    assert load_settings().log_level == "DEBUG"
+
+
+def test_log_level_defaults_to_warning() -> None:
+    """The default is WARNING, what the command line always printed at."""
+    assert load_settings().log_level == "WARNING"
+
+
+def test_a_bad_log_level_names_the_accepted_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad level is a ConfigError listing every accepted level, and that case is free."""
+    monkeypatch.setenv("MYSTIC_LOG_LEVEL", "loud")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "'loud'" in message
+    for level in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        assert level in message
+    assert "any case" in message
+
+
+@pytest.mark.parametrize(
+    ("toml", "suggestion"),
+    [
+        (
+            '[throttle]\nlevle = "moderate"\n',
+            "did you mean throttle.level (MYSTIC_THROTTLE__LEVEL)?",
+        ),
+        ('log_levle = "DEBUG"\n', "did you mean log_level (MYSTIC_LOG_LEVEL)?"),
+        ('[throtle]\nlevel = "moderate"\n', "did you mean throttle (MYSTIC_THROTTLE)?"),
+        (
+            "[store]\nslow_query = 5\n",
+            "did you mean store.slow_query_ms (MYSTIC_STORE__SLOW_QUERY_MS)?",
+        ),
+    ],
+)
+def test_a_misspelt_toml_key_suggests_the_closest_setting(
+    tmp_path: Path, toml: str, suggestion: str
+) -> None:
+    """A TOML key typo said only "no such setting" (new-user D11); now it names the closest."""
+    path = tmp_path / "mystic.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert "no such setting" in str(info.value)
+    assert suggestion in str(info.value)
+
+
+def test_a_far_off_toml_key_suggests_nothing(tmp_path: Path) -> None:
+    """No suggestion is better than a wrong one."""
+    path = tmp_path / "mystic.toml"
+    path.write_text("[throttle]\nxyzzy = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert "did you mean" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [
+        ("MYSTIC_THROTLE__LEVEL", "did you mean MYSTIC_THROTTLE__LEVEL?"),
+        ("MYSTIC_LOGLEVEL", "did you mean MYSTIC_LOG_LEVEL?"),
+        ("MYSTIC_THROTTLE__LEVLE", "did you mean throttle.level (MYSTIC_THROTTLE__LEVEL)?"),
+        ("MYSTIC_REDIS_ULR", "did you mean MYSTIC_REDIS_URL?"),
+    ],
+)
+def test_a_misspelt_variable_suggests_the_closest_one(
+    monkeypatch: pytest.MonkeyPatch, name: str, suggestion: str
+) -> None:
+    """A misspelt MYSTIC_ variable names the closest known one."""
+    monkeypatch.setenv(name, "x")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert suggestion in str(info.value)

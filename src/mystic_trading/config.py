@@ -11,6 +11,7 @@ in-process cache, and the built-in sandbox exchange on 127.0.0.1:9000.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -55,6 +56,8 @@ Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 ThrottleLevel = Literal["conservative", "moderate", "aggressive", "unlimited"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LOG_LEVELS: tuple[LogLevel, ...] = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def default_database_url() -> str:
@@ -102,7 +105,10 @@ class StoreSettings(_Section):
     sqlite_mmap_size_mib: Annotated[int, Field(ge=0)] = 256
     query_cache_ttl_s: NonNegative = 300.0
     query_cache_max_entries: PositiveInt = 10_000
-    slow_query_ms: Positive = 100.0
+    # A statement this slow is counted and logged (routine background writes at INFO, the
+    # rest at WARNING, store/_metrics.py). SQLite's one writer makes a write wait for the one
+    # before it, so 100 ms was crossed by routine writes under any load (new-user D11).
+    slow_query_ms: Positive = 250.0
 
     @field_validator("url")
     @classmethod
@@ -126,6 +132,10 @@ class CacheSettings(_Section):
     closed_candle_ttl_s: Positive = 86_400.0
     negative_ttl_s: Positive = 60.0
     stale_if_error_s: NonNegative = 300.0
+    # How long a caller that holds a value still within stale_if_error_s waits for its
+    # refresh before it gets that value, marked stale (a 429 pause or an outage does not
+    # hold it for seconds; a healthy exchange answers well within it).
+    stale_wait_s: NonNegative = 0.5
 
 
 class ThrottleSettings(_Section):
@@ -202,13 +212,23 @@ class Settings(BaseSettings):
     )
 
     redis_url: SecretStr | None = None
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Mystic's own loggers log at this level and above (any case: debug, Debug); other
+    # libraries stay at WARNING unless this is ERROR. The command line applies it.
+    log_level: LogLevel = "WARNING"
     store: StoreSettings = Field(default_factory=StoreSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
     provider: ProviderSettings = Field(default_factory=ProviderSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().upper() in LOG_LEVELS:
+            return value.strip().upper()
+        names = ", ".join(repr(level) for level in LOG_LEVELS)
+        raise ValueError(f"one of {names}, in any case (debug, Debug and DEBUG alike)")
 
     @field_validator("redis_url")
     @classmethod
@@ -295,11 +315,47 @@ def _check_unknown_env() -> None:
             continue
         if upper.split(ENV_NESTED, 1)[0] not in known:
             sections = ", ".join(sorted(known))
+            close = difflib.get_close_matches(upper, _env_names(), n=1, cutoff=_CLOSE)
+            hint = f"; did you mean {close[0]}?" if close else ""
             raise ConfigError(
-                f"unknown setting {name}: no such setting; known top-level names: {sections}",
+                f"unknown setting {name}: no such setting{hint} "
+                f"(known top-level names: {sections})",
                 setting=name,
                 value=os.environ[name],
             )
+
+
+# How alike a misspelt name must be to a known one to be suggested (difflib's ratio).
+_CLOSE = 0.75
+
+
+def _setting_paths() -> list[tuple[str, ...]]:
+    """Every setting as a path: sections and top-level fields, then each section's fields."""
+    paths: list[tuple[str, ...]] = []
+    for name, field in Settings.model_fields.items():
+        paths.append((name,))
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            paths.extend((name, sub) for sub in section.model_fields)
+    return paths
+
+
+def _env_name(path: tuple[str, ...]) -> str:
+    return ENV_PREFIX + ENV_NESTED.join(path).upper()
+
+
+def _env_names() -> list[str]:
+    return [_env_name(path) for path in _setting_paths()]
+
+
+def _did_you_mean(path: tuple[str, ...]) -> str:
+    """``; did you mean throttle.level (MYSTIC_THROTTLE__LEVEL)?`` for a setting that does not
+    exist, naming the closest one at the same depth; empty when none is close."""
+    candidates = {".".join(p): p for p in _setting_paths() if len(p) == len(path)}
+    close = difflib.get_close_matches(".".join(path), candidates, n=1, cutoff=_CLOSE)
+    if not close:
+        return ""
+    return f"; did you mean {close[0]} ({_env_name(candidates[close[0]])})?"
 
 
 def _config_error(exc: ValidationError, path: Path | None) -> ConfigError:
@@ -315,7 +371,7 @@ def _config_error(exc: ValidationError, path: Path | None) -> ConfigError:
             value = "***"
         elif setting.endswith("url") and isinstance(value, str):
             value = mask_url(value)
-        accepted = _accepted(err)
+        accepted = _accepted(err, tuple(loc))
         if not first_setting:
             first_setting, first_value = setting, value
         where = f" in {path}" if path is not None else ""
@@ -325,13 +381,16 @@ def _config_error(exc: ValidationError, path: Path | None) -> ConfigError:
     )
 
 
-def _accepted(err: Any) -> str:
+def _accepted(err: Any, loc: tuple[str, ...]) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == "literal_error":
         return f"accepted: one of {ctx.get('expected', '')}"
     if kind == "extra_forbidden":
-        return "accepted: no such setting (see `mystic config show` for the known ones)"
+        return (
+            f"accepted: no such setting{_did_you_mean(loc)} "
+            "(see `mystic config show` for the known ones)"
+        )
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         return f"accepted: a number {err['msg'].removeprefix('Input should be ')}"
     msg = str(err["msg"]).removeprefix("Value error, ")

@@ -145,3 +145,41 @@ async def test_a_process_started_in_an_outage_loads_the_listing_when_it_is_back(
         assert proc.md.stats()["exchange_info"]["fetched"] == 1
     finally:
         await proc.aclose()
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [
+        ("BTCUSTD", "did you mean BTC/USDT?"),  # no known quote: it did not even parse
+        ("btc/usdd", "did you mean BTC/USDT"),  # parses, but is not listed
+        ("ETHBTX", "did you mean ETH/BTC?"),
+    ],
+)
+async def test_an_unlisted_name_suggests_the_closest_listed_symbols(
+    exchange: SandboxServer, store: Store, name: str, suggestion: str
+) -> None:
+    """BTCUSTD got no "did you mean" (new-user D11): the refusal names the closest listed
+    symbols, and spends nothing but the listing."""
+    proc = Process(exchange, store)
+    try:
+        for _ in range(2):  # remembered the second time, with the same hint
+            with pytest.raises(UnknownSymbol) as info:
+                await proc.md.symbol(name)
+            assert suggestion in str(info.value)
+            assert "not listed" in str(info.value)
+        assert exchange.stats.snapshot()["total"]["requests"] == info_requests(exchange) == 1
+    finally:
+        await proc.aclose()
+
+
+async def test_a_name_like_nothing_listed_gets_no_suggestion(
+    exchange: SandboxServer, store: Store
+) -> None:
+    """No suggestion is better than a wrong one."""
+    proc = Process(exchange, store)
+    try:
+        with pytest.raises(UnknownSymbol) as info:
+            await proc.md.symbol("QQQ/ZZZ")
+        assert "did you mean" not in str(info.value)
+    finally:
+        await proc.aclose()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,7 +15,10 @@ from mystic_trading.cli import config_cmd, db_cmd, throttle_cmd
 from mystic_trading.config import Settings, load_settings
 from mystic_trading.errors import ConfigError, MysticError
 
-err_console = Console(stderr=True)
+# One line however long: soft_wrap leaves wrapping to the terminal.
+err_console = Console(stderr=True, soft_wrap=True)
+log = logging.getLogger("mystic_trading.cli")
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 app = typer.Typer(
     name="mystic",
@@ -45,7 +49,53 @@ class State:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.config_file)
+            apply_log_level(self._settings.log_level)
+            if log.isEnabledFor(logging.DEBUG):
+                shown = self._settings.masked()
+                log.debug(
+                    "settings read (config file: %s): store %s, exchange %s, Redis %s, "
+                    "throttle level %s",
+                    self.config_file or os.environ.get("MYSTIC_CONFIG") or "none",
+                    shown["store"]["url"],
+                    shown["provider"]["base_url"],
+                    shown["redis_url"] or "none",
+                    shown["throttle"]["level"],
+                )
         return self._settings
+
+
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is logged, not the one at start-up.
+
+    A Rich progress bar swaps ``sys.stderr`` for a proxy that prints above the bar; a handler
+    bound to the original stream wrote into the bar instead (backfill's slow-query lines,
+    new-user D11).
+    """
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always the current sys.stderr
+
+
+def setup_logging() -> None:
+    """One handler on the root logger, at WARNING until the settings say otherwise."""
+    handler = _CurrentStderr()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+
+
+def apply_log_level(level: str) -> None:
+    """``log_level`` for Mystic's own loggers; other libraries stay at WARNING (their DEBUG
+    is pages of SQL and socket detail) unless the level is ERROR, which silences them too."""
+    number = logging.getLevelName(level)
+    logging.getLogger("mystic_trading").setLevel(number)
+    logging.getLogger().setLevel(max(number, logging.WARNING))
 
 
 @app.callback()
@@ -66,12 +116,13 @@ def _root(
 
 def _register() -> None:
     # Imported here so each command module can import `State` from this one.
-    from mystic_trading.cli import demo_cmd, market_cmd, sandbox_cmd
+    from mystic_trading.cli import control_cmd, demo_cmd, market_cmd, sandbox_cmd
 
     app.command("demo")(demo_cmd.demo)
     app.command("ticker")(market_cmd.ticker)
     app.command("candles")(market_cmd.candles)
     app.command("backfill")(market_cmd.backfill)
+    app.command("clear")(control_cmd.clear)
     app.command("sandbox")(sandbox_cmd.sandbox)
 
 
@@ -80,7 +131,7 @@ _register()
 
 def main() -> None:
     """Console-script entry point: runs the app and turns Mystic errors into exit codes."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     try:
         app()
     except ConfigError as exc:

@@ -19,12 +19,14 @@ outage never loaded it, faults 3).
 from __future__ import annotations
 
 import asyncio
+import difflib
 import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from mystic_trading.errors import (
+    InvalidSymbol,
     MalformedPayload,
     StoreError,
     ThrottleError,
@@ -45,6 +47,10 @@ log = logging.getLogger(__name__)
 INFO_TTL_S = 3600.0  # the listing is refreshed once an hour
 RECHECK_S = 60.0  # a name not listed refreshes it at most this often
 RETRY_S = 10.0  # while it cannot be had, loading is tried again this often
+# A refused name suggests at most this many listed symbols, each at least this alike
+# (difflib's ratio: BTCUSTD and BTCUSDT are 0.86 alike, BTCUSDT and ETHUSDT 0.71).
+SUGGEST_AT_MOST = 3
+SUGGEST_CUTOFF = 0.75
 
 
 class SymbolBook:
@@ -106,10 +112,21 @@ class SymbolBook:
                     log.warning("the kept exchangeInfo is unreadable (%s); fetching", exc)
                 else:
                     self._info_stamp = kept[0].fetched_at
+                    log.debug(
+                        "exchangeInfo of %s from the store, %.0f s old (%d symbols)",
+                        venue,
+                        kept[1],
+                        len(info.symbols),
+                    )
                     return info
         raw = await self.provider.exchange_info_raw()
         self.fetched += 1
         info = self._use(raw, 0.0)
+        log.debug(
+            "exchangeInfo of %s fetched from the exchange (%d symbols)",
+            self.provider.venue,
+            len(info.symbols),
+        )
         if self.store is not None:
             body = json.dumps(raw, separators=(",", ":"))
             try:  # the venue after the answer: an unconfirmed one is named by it
@@ -181,11 +198,27 @@ class SymbolBook:
         if info is not None and glued in info.symbols:
             sym = info.symbols[glued].symbol
         else:
-            sym = Symbol.parse(name)
+            try:
+                sym = Symbol.parse(name)
+            except InvalidSymbol as exc:
+                # BTCUSTD splits at no known quote, but a listing can still name what was
+                # meant: then it is an unlisted name with a hint, not a lesson in formats.
+                hint = "" if info is None else _did_you_mean(glued, info)
+                if not hint:
+                    raise
+                self.negative_hits += 1
+                raise UnknownSymbol(
+                    f"unknown symbol {text!r}: not listed on {self.provider.venue}{hint}",
+                    symbol=text,
+                ) from exc
         expiry = self._negative.get(sym.exchange)
         if expiry is not None and expiry > self.clock():
             self.negative_hits += 1
-            raise UnknownSymbol(f"unknown symbol {sym} (remembered)", symbol=str(sym))
+            hint = "" if info is None else _did_you_mean(sym.exchange, info)
+            raise UnknownSymbol(
+                f"unknown symbol {sym}: not listed on {self.provider.venue} (remembered){hint}",
+                symbol=str(sym),
+            )
         if info is not None and sym.exchange not in info.symbols:
             # A listing older than a minute may predate a new symbol: look once more.
             if self.clock() - self._info_at >= RECHECK_S:
@@ -197,7 +230,8 @@ class SymbolBook:
                 self.negative_hits += 1
                 self._negative[sym.exchange] = self.clock() + min(RECHECK_S, self.negative_ttl_s)
                 raise UnknownSymbol(
-                    f"unknown symbol {sym}: not listed on {self.provider.venue}",
+                    f"unknown symbol {sym}: not listed on {self.provider.venue}"
+                    + _did_you_mean(sym.exchange, info),
                     symbol=str(sym),
                 )
             sym = info.symbols[sym.exchange].symbol
@@ -212,3 +246,38 @@ class SymbolBook:
 
     def forget_unknown(self) -> None:
         self._negative.clear()
+
+
+def _did_you_mean(glued: str, info: ExchangeInfo) -> str:
+    """``; did you mean BTC/USDT?`` naming the listed symbols closest to ``glued`` (the
+    exchange form, BTCUSTD), or empty when none is close.
+
+    difflib finds the candidates; the fewest typing slips among them win (a swap of two
+    letters is one slip), so BTCUSTD names BTC/USDT alone, not BTC/USDC beside it, which
+    difflib finds just as alike.
+    """
+    close = difflib.get_close_matches(glued, info.symbols, n=10, cutoff=SUGGEST_CUTOFF)
+    if not close:
+        return ""
+    slips = {name: _slips(glued, name) for name in close}
+    fewest = min(slips.values())
+    best = [name for name in close if slips[name] == fewest][:SUGGEST_AT_MOST]
+    names = [str(info.symbols[name].symbol) for name in best]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    return f"; did you mean {listed}?"
+
+
+def _slips(a: str, b: str) -> int:
+    """Letters inserted, deleted, replaced or swapped with a neighbour to turn ``a`` into
+    ``b`` (the optimal-string-alignment distance)."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], prev2[j - 2] + 1)
+        prev2, prev = prev, row
+    return prev[-1]

@@ -3,8 +3,12 @@
 Every repository operation has a short kind (``candles.range``, ``ban.save``); for each kind
 the store counts executions and errors and keeps the latest :data:`RESERVOIR` latencies in a
 ring, from which p50/p95/p99 are read on demand. Executions at or above ``slow_query_ms`` are
-logged at WARNING on ``mystic_trading.store`` with the kind, the time and a summary the
-repository wrote for that call (series, row count); statement parameters are never logged,
+logged on ``mystic_trading.store`` with the kind, the time and a summary the repository
+wrote for that call (series, row count): at INFO for the routine writes of
+:data:`ROUTINE_WRITES` (candles and coverage saved behind the answers, snapshots, the
+listing), which under load wait for SQLite's one writer as a matter of course and which no
+caller waits for, and at WARNING for the rest (reads on a caller's path, control and ban
+writes). Statement parameters are never logged,
 since audit reasons and alert messages may hold anything. Each kind logs at most once every
 :data:`SLOW_LOG_EVERY_S`, saying how many slow executions it did not log since: under a write
 backlog every statement is slow, and thousands of identical lines would bury everything else.
@@ -19,12 +23,18 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["RESERVOIR", "QueryMetrics"]
+__all__ = ["RESERVOIR", "ROUTINE_WRITES", "QueryMetrics"]
 
 log = logging.getLogger("mystic_trading.store")
 
 RESERVOIR = 1024
 SLOW_LOG_EVERY_S = 10.0
+# Writes made behind the answers (write-behind candles and coverage, ticker and book
+# snapshots, the kept exchangeInfo and venue): a slow one delays no caller. "WARNING slow
+# query coverage.save: 484.2 ms" on routine requests read as a fault (new-user D11).
+ROUTINE_WRITES = frozenset(
+    {"coverage.save", "candles.upsert", "ticker.save", "book.save", "info.save", "venue.save"}
+)
 
 
 class _Kind:
@@ -69,7 +79,10 @@ class QueryMetrics:
                 k.unlogged += 1
                 return
             more = f"; {k.unlogged} more slow since the last line" if k.unlogged else ""
-            log.warning("slow query %s: %.1f ms (%s)%s", kind, seconds * 1000, detail or "-", more)
+            level = logging.INFO if kind in ROUTINE_WRITES else logging.WARNING
+            log.log(
+                level, "slow query %s: %.1f ms (%s)%s", kind, seconds * 1000, detail or "-", more
+            )
             k.logged_at, k.unlogged = now, 0
 
     def error(self, kind: str, seconds: float) -> None:
