@@ -10,7 +10,8 @@ def test_exports_are_the_public_api() -> None:
     assert store.__all__ == sorted(store.__all__)
     assert set(store.__all__) == {
         "Alert", "AlertRepository", "Ban", "CandleRange", "CandleRepository", "ControlChange",
-        "ControlRepository", "ControlState", "MigrationStatus", "PoolStats", "QueryCache",
+        "ControlRepository", "ControlState", "Heartbeat", "HeartbeatRepository",
+        "MigrationStatus", "PoolStats", "QueryCache",
         "QueryMetrics", "RangeWrite", "Severity", "SnapshotRepository", "Store", "Stored",
         "VenueRecord", "VenueRepository", "head_revision",
         "migration_status", "open_store", "upgrade",

@@ -1,6 +1,6 @@
 """The persistent store (L3): SQLite by default, PostgreSQL by URL, one Alembic schema.
 
-``open_store(settings)`` gives a :class:`Store` with five repositories, each keyed by venue
+``open_store(settings)`` gives a :class:`Store` with six repositories, each keyed by venue
 (``providers/venue.py``):
 
 - ``store.candles``: batch upserts, point and range reads (a range is a
@@ -12,7 +12,8 @@
   ``save_level``);
 - ``store.alerts``: monitoring alerts;
 - ``store.venues``: the venue each base URL identified as, exchangeInfo per venue, and the
-  census, move and drop of a venue's rows (`mystic db venues`).
+  census, move and drop of a venue's rows (`mystic db venues`);
+- ``store.heartbeats``: the last heartbeat of each process of the deployment (``monitor/``).
 
 ``upgrade(settings)`` and ``migration_status(settings)`` back ``mystic db upgrade`` and
 ``mystic db status``. Reads take a bare-driver hot path; writes and migrations take the
@@ -24,6 +25,7 @@ from mystic_trading.store._cache import QueryCache
 from mystic_trading.store._candles import CandleRepository, RangeWrite
 from mystic_trading.store._control import ControlRepository
 from mystic_trading.store._engine import PoolStats
+from mystic_trading.store._heartbeats import Heartbeat, HeartbeatRepository
 from mystic_trading.store._metrics import QueryMetrics
 from mystic_trading.store._migrate import (
     MigrationStatus,
@@ -46,6 +48,8 @@ __all__ = [
     "ControlChange",
     "ControlRepository",
     "ControlState",
+    "Heartbeat",
+    "HeartbeatRepository",
     "MigrationStatus",
     "PoolStats",
     "QueryCache",

@@ -186,3 +186,26 @@ VENUE_TABLES: tuple[tuple[str, str], ...] = (
     ("bans", "provider"),
     ("exchange_info", "venue"),
 )
+
+# Heartbeats (monitor/): one row per process, replaced at every beat. A write carrying an
+# older beat of the same process (seq) than the kept one changes nothing; started_at stays as
+# first written. Never read through the query cache: other processes write these rows.
+HEARTBEAT_COLUMNS = (
+    "process_id, venue, host, pid, version, started_at, beat_at, interval_ms, seq, figures, "
+    "stopped_at"
+)
+HEARTBEAT_UPSERT = (
+    f"INSERT INTO heartbeats ({HEARTBEAT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (process_id) DO UPDATE SET venue = excluded.venue, host = excluded.host, "
+    "pid = excluded.pid, version = excluded.version, beat_at = excluded.beat_at, "
+    "interval_ms = excluded.interval_ms, seq = excluded.seq, figures = excluded.figures, "
+    "stopped_at = excluded.stopped_at WHERE excluded.seq >= heartbeats.seq"
+)
+HEARTBEAT_STOP = "UPDATE heartbeats SET stopped_at = ? WHERE process_id = ? AND stopped_at IS NULL"
+HEARTBEAT_RECENT = (
+    f"SELECT {HEARTBEAT_COLUMNS} FROM heartbeats WHERE beat_at >= ? ORDER BY started_at, process_id"
+)
+HEARTBEAT_PRUNE = "DELETE FROM heartbeats WHERE beat_at < ?"
+
+# The health check's round trip: a one-row read that touches the database file or server.
+STORE_PING = "SELECT version_num FROM alembic_version"

@@ -23,12 +23,14 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mystic_trading.config import StoreSettings
+from mystic_trading.store import _sql
 from mystic_trading.store._alerts import AlertRepository
 from mystic_trading.store._cache import QueryCache
 from mystic_trading.store._candles import CandleRepository
 from mystic_trading.store._control import ControlRepository
 from mystic_trading.store._core import Database
 from mystic_trading.store._engine import PoolStats, open_pool
+from mystic_trading.store._heartbeats import HeartbeatRepository
 from mystic_trading.store._metrics import QueryMetrics
 from mystic_trading.store._migrate import MigrationStatus, status_pool, upgrade_pool
 from mystic_trading.store._postgres_reader import PostgresReader
@@ -50,6 +52,8 @@ class Store:
         self.control = ControlRepository(db)
         self.alerts = AlertRepository(db)
         self.venues = VenueRepository(db)
+        self.heartbeats = HeartbeatRepository(db)
+        self._ping_sql = db.sql(_sql.STORE_PING)
         self._closed = False
 
     @property
@@ -88,6 +92,15 @@ class Store:
             "cache": self.cache.stats(),
             "queries": self.metrics.snapshot(),
         }
+
+    async def ping(self) -> str | None:
+        """One trivial read on the read path (the schema revision): proves the database
+        answers, for health checks to time."""
+
+        def build(row: Any) -> str:
+            return str(row[0])
+
+        return await self._db.read_one("store.ping", self._ping_sql, (), build)
 
     async def migration_status(self) -> MigrationStatus:
         return await status_pool(self._db.pool)
