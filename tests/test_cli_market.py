@@ -5,14 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import re
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mystic_trading.sandbox import SandboxServer
+from mystic_trading.sandbox import SandboxConfig, SandboxServer
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -208,3 +211,142 @@ def test_decimals_are_printed_in_plain_notation() -> None:
     assert plain(Decimal("2.6E-7")) == "0.00000026"
     assert plain(Decimal("0E-8")) == "0.00000000"
     assert plain(Decimal("12345678.12345678")) == "12345678.12345678"
+
+
+def _popen(exchange: SandboxServer, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYSTIC_")}
+    env |= {
+        "MYSTIC_PROVIDER__BASE_URL": exchange.url,
+        "MYSTIC_STORE__URL": f"sqlite+aiosqlite:///{tmp_path / 'p.db'}",
+        "XDG_DATA_HOME": str(tmp_path / "xdg"),
+        "COLUMNS": "200",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "mystic_trading", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def test_a_long_window_is_printed_as_it_is_fetched(exchange: SandboxServer, tmp_path: Path) -> None:
+    """`candles --yes` over a long range writes rows while later pages are still to come:
+    with its first rows unread (the pipe full), the process has sent a chunk's pages, not
+    the range's 98 (new-user D3: all of it was held, then printed; 2.7 GB for two years)."""
+    before = exchange.stats.endpoint("klines").requests
+    proc = _popen(
+        exchange, tmp_path, "candles", "BTCUSDT", "1m", "--start", "2021-01-01",
+        "--end", "2021-03-10", "--yes", "--format", "csv",
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        header = proc.stdout.readline()
+        first = proc.stdout.readline()
+        assert header.startswith("open_time,open,high"), header
+        assert first.startswith("1609459200000,")
+        # The process now blocks writing its first chunk: the pipe holds about 64 KiB.
+        sent = exchange.stats.endpoint("klines").requests - before
+        assert sent <= 20, f"{sent} pages sent before the first row was read"
+        rest = proc.stdout.read()
+    finally:
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    rows = [first, *rest.splitlines()]
+    assert len(rows) > 97_000
+    assert exchange.stats.endpoint("klines").requests - before == 98
+
+
+def test_streamed_json_and_csv_keep_their_documented_form(mystic: Run) -> None:
+    """A window printed chunk by chunk is the same JSON array and the same CSV as one printed
+    whole: one header, every candle once, in order."""
+    args = ("candles", "ETHUSDT", "1h", "--start", "2022-01-01", "--end", "2024-01-01")
+    as_json = mystic(*args, "--format", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert len(data) > 17_000
+    assert [d["open_time"] for d in data] == sorted({d["open_time"] for d in data})
+    assert as_json.stdout.startswith('[\n {\n  "open_time": 1640995200000,\n  "open": "')
+    as_csv = mystic(*args, "--format", "csv")
+    assert as_csv.returncode == 0, as_csv.stderr
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert as_csv.stdout.count("open_time") == 1
+    assert [r["open_time"] for r in rows] == [str(d["open_time"]) for d in data]
+    assert [r["close"] for r in rows] == [d["close"] for d in data]
+
+
+def test_a_streamed_table_has_one_header_and_says_what_it_printed(mystic: Run) -> None:
+    """The table of a long window prints its header once and ends with the title line the
+    table of a short one starts with."""
+    result = mystic("candles", "ETHUSDT", "1h", "--start", "2022-01-01", "--end", "2024-01-01")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("open time (UTC)") == 1
+    assert "2022-01-01 00:00:00" in result.stdout
+    assert "2023-12-31 23:00:00" in result.stdout
+    lines = result.stdout.strip().splitlines()
+    rows = [line for line in lines if re.match(r"\d{4}-\d\d-\d\d \d\d:00:00", line)]
+    assert lines[-1] == f"ETHUSDT 1h: {len(rows)} candles from upstream"
+    assert len(rows) > 17_000
+    assert len({len(line) for line in rows}) == 1  # the columns line up from chunk to chunk
+
+
+def test_the_last_million_hours_of_a_new_listing_cost_a_few_requests(
+    mystic: Run, exchange: SandboxServer
+) -> None:
+    """`--limit 1000000 --yes` reaching back to 1970 gets the candles since the listing
+    in a few requests (faults 4: 251 failing requests), not a page per empty 1,000 hours."""
+    before = exchange.stats.endpoint("klines").requests
+    result = mystic("candles", "NEWUSDT", "1h", "--limit", "1000000", "--yes", "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert rows[-1]["closed"] == "false"
+    pages = -(-len(rows) // 1000)
+    assert exchange.stats.endpoint("klines").requests - before <= 2 + pages
+
+
+def test_a_stale_ticker_says_so_on_stderr_and_exits_0(tmp_path: Path, mystic_cli: Any) -> None:
+    """With the exchange down, a ticker answered from the store exits 0 as documented, but
+    no longer silently: the table marks it STALE and one stderr line says the exchange was
+    unreachable, where the answer came from and how old it is (new-user D10)."""
+    own = SandboxServer(SandboxConfig(port=0)).start()
+    env = {
+        "MYSTIC_PROVIDER__BASE_URL": own.url,
+        "MYSTIC_STORE__URL": f"sqlite+aiosqlite:///{tmp_path / 'm.db'}",
+        "XDG_DATA_HOME": str(tmp_path / "xdg"),
+        "MYSTIC_THROTTLE__MAX_RETRIES": "0",
+    }
+    try:
+        fresh = mystic_cli(env, "ticker", "BTCUSDT")
+        assert fresh.returncode == 0, fresh.stderr
+        assert "stale" not in fresh.stderr
+    finally:
+        own.stop()  # the exchange is down from here on
+    table = mystic_cli(env, "ticker", "BTCUSDT")
+    assert table.returncode == 0, table.stderr
+    assert "STALE" in table.stdout
+    note = next(line for line in table.stderr.splitlines() if line.startswith("stale"))
+    assert "unreachable" in note and "answered from the store" in note
+    assert "BTC/USDT" in note and " old" in note
+    as_json = mystic_cli(env, "ticker", "BTCUSDT", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    (entry,) = json.loads(as_json.stdout)  # stdout stays one JSON document
+    assert entry["stale"] is True and entry["layer"] == "store"
+    assert "answered from the store" in as_json.stderr
+
+
+def test_backfill_of_an_unknown_symbol_draws_no_bar(mystic: Run) -> None:
+    """An unknown symbol is refused before a `0/?` bar is drawn (new-user D11)."""
+    result = mystic("backfill", "BTCUSTD", "--interval", "1h", "--since", "2024-01-01")
+    assert result.returncode == 1
+    assert "did you mean BTC/USDT?" in result.stderr
+    assert "0/?" not in result.stdout + result.stderr
+    assert "BTCUSTD 1h" not in result.stdout
+
+
+def test_backfill_says_1_page_not_1_pages(mystic: Run) -> None:
+    """One page fetched is "1 page fetched" (new-user D11)."""
+    result = mystic(
+        "backfill", "ETHBTC", "--interval", "1d", "--since", "2024-01-01", "--until", "2024-01-05"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ETHBTC 1d: 1 page fetched" in result.stdout

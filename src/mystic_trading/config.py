@@ -34,6 +34,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mystic_trading._thresholds import HealthThresholds
 from mystic_trading.errors import ConfigError
 
 __all__ = [
@@ -186,10 +187,14 @@ class ProviderSettings(_Section):
 
 
 class MonitorSettings(_Section):
-    """Health checks and alerts."""
+    """Heartbeats of every process and health checks (``monitor/``)."""
 
+    # Off: no heartbeat, no health round (bench/monitor.py measures on against off).
+    enabled: bool = True
+    heartbeat_s: Positive = 2.0
     interval_s: Positive = 30.0
-    event_loop_lag_warn_ms: Positive = 100.0
+    # Each check's warning and critical thresholds (mystic_trading/_thresholds.py).
+    health: HealthThresholds = Field(default_factory=HealthThresholds)
 
 
 class ApiSettings(_Section):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -43,8 +44,10 @@ OpenMd = Callable[..., AbstractAsyncContextManager[MarketData]]
 def open_md(exchange: SandboxServer, store_url: str) -> OpenMd:
     """Open MarketData on the test's sandbox and database, with setting overrides."""
 
-    def make(**extra: Any) -> AbstractAsyncContextManager[MarketData]:
-        return MarketData.open(settings(exchange, store_url, **extra))
+    def make(
+        clock: Callable[[], float] = time.monotonic, **extra: Any
+    ) -> AbstractAsyncContextManager[MarketData]:
+        return MarketData.open(settings(exchange, store_url, **extra), clock=clock)
 
     return make
 
@@ -53,6 +56,19 @@ def open_md(exchange: SandboxServer, store_url: str) -> OpenMd:
 async def md(open_md: OpenMd) -> AsyncIterator[MarketData]:
     async with open_md() as opened:
         yield opened
+
+
+class Moved:
+    """A monotonic clock (seconds) that moves only when told: cache TTLs without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 async def listening(port: int) -> None:

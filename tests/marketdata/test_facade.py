@@ -18,13 +18,12 @@ from mystic_trading.errors import (
     UnknownSymbol,
     UpstreamError,
 )
-from mystic_trading.marketdata import candles as candles_module
 from mystic_trading.marketdata.answer import Layer
 from mystic_trading.marketdata.facade import MarketData
 from mystic_trading.models import Interval, Symbol
 from mystic_trading.sandbox import SandboxServer
 
-from .conftest import OpenMd
+from .conftest import Moved, OpenMd
 
 DAY = 86_400_000
 
@@ -235,10 +234,11 @@ async def test_bad_input_is_a_clear_error_and_sends_nothing(
 
 async def test_outage_serves_stale_marked_stale(open_md: OpenMd, exchange: SandboxServer) -> None:
     """With the exchange down, the last good ticker is served marked stale."""
-    async with open_md(cache={"ticker_ttl_s": 0.05, "stale_if_error_s": 60}) as md:
+    clock = Moved()
+    async with open_md(clock, cache={"ticker_ttl_s": 0.05, "stale_if_error_s": 60}) as md:
         good = await md.ticker("BTCUSDT")
         exchange.start_outage(30, "refuse")
-        await asyncio.sleep(0.15)  # past fresh and past the SWR window
+        clock.advance(1.0)  # past fresh and past the SWR window
         stale = await md.ticker("BTCUSDT")
         assert stale.stale
         assert stale.value == good.value
@@ -251,7 +251,7 @@ async def test_outage_after_restart_serves_the_stores_snapshot(
     """A fresh process with the exchange down serves the stored ticker, marked stale."""
     async with open_md() as md:
         good = await md.ticker("ETHUSDT")
-        await asyncio.sleep(0.05)  # the snapshot is written in the background
+        await md.flush()  # the snapshot is written in the background
     exchange.start_outage(30, "503")
     async with open_md() as md:
         stale = await md.ticker("ETHUSDT")
@@ -274,15 +274,14 @@ async def test_stale_while_revalidate_refreshes_once(
     open_md: OpenMd, exchange: SandboxServer
 ) -> None:
     """Past its TTL a ticker is served stale while exactly one background refresh runs."""
-    # Wide margins (the stale window is 2.0-4.0 s after the fetch): a loaded CI machine
-    # overslept a 0.2 s window with a 0.25 s sleep.
-    async with open_md(cache={"ticker_ttl_s": 2.0}) as md:
+    clock = Moved()
+    async with open_md(clock, cache={"ticker_ttl_s": 2.0}) as md:
         await md.ticker("LTCUSDT")
         before = requests_to(exchange, "ticker/24hr")
-        await asyncio.sleep(2.3)
+        clock.advance(2.3)  # inside the stale window, 2.0-4.0 s after the fetch
         answers = await asyncio.gather(*(md.ticker("LTCUSDT") for _ in range(50)))
         assert all(a.stale for a in answers)
-        await asyncio.sleep(0.1)
+        await md.flush()  # the one background refresh
         fresh = await md.ticker("LTCUSDT")
         assert not fresh.stale
         assert requests_to(exchange, "ticker/24hr") - before == 1
@@ -316,7 +315,7 @@ async def test_redis_shares_answers_between_processes(
             assert md.redis is not None
             md.redis.prefix = prefix + ":md:"
         await one.ticker("DOTUSDT")
-        await asyncio.sleep(0.05)  # the Redis write is in the background
+        await one.flush()  # the Redis write is in the background
         calls = requests_to(exchange, "ticker/24hr")
         shared = await two.ticker("DOTUSDT")
         assert shared.layer is Layer.REDIS
@@ -367,10 +366,11 @@ async def test_batched_tickers_fall_back_one_by_one(
     open_md: OpenMd, exchange: SandboxServer
 ) -> None:
     """When the batch fails, each ticker takes its own path and stale fallback."""
-    async with open_md(cache={"ticker_ttl_s": 0.05}) as md:
+    clock = Moved()
+    async with open_md(clock, cache={"ticker_ttl_s": 0.05}) as md:
         first = await md.tickers(["BTCUSDT", "ETHUSDT"])
         exchange.start_outage(30, "503")
-        await asyncio.sleep(0.15)
+        clock.advance(1.0)  # past fresh and past the SWR window
         stale = await md.tickers(["BTCUSDT", "ETHUSDT"])
     assert [a.value for a in stale] == [a.value for a in first]
     assert all(a.stale for a in stale)
@@ -380,20 +380,23 @@ async def test_redis_killed_mid_run_and_back(
     open_md: OpenMd, exchange: SandboxServer, own_redis: Any
 ) -> None:
     """Redis dying mid-run costs no answer; it is skipped, then used again when it is back."""
-    async with open_md(redis_url=own_redis.url, cache={"ticker_ttl_s": 0.05}) as md:
+    clock = Moved()
+    async with open_md(clock, redis_url=own_redis.url, cache={"ticker_ttl_s": 0.05}) as md:
         assert md.redis is not None
-        md.redis.retry_after_s = 0.2
         await md.ticker("BTCUSDT")
         own_redis.stop()
-        await asyncio.sleep(0.2)  # past fresh and past the stale-while-revalidate window
+        # Past fresh, past the stale-while-revalidate window, and far past what the failing
+        # answer could be served stale for: the exchange must answer.
+        clock.advance(1.0)
+        md.memory.clear()
         during = await md.ticker("BTCUSDT")
         assert during.layer is Layer.UPSTREAM
         assert not during.stale
         assert md.stats()["redis"]["errors"] >= 1
         own_redis.start()
-        await asyncio.sleep(0.3)
+        clock.advance(md.redis.retry_after_s)  # Redis is tried again after its pause
         await md.ticker("ETHUSDT")
-        await asyncio.sleep(0.05)  # the Redis write is in the background
+        await md.flush()  # the Redis write is in the background
         assert md.redis.available
         assert await md.redis.get("t|ETHUSDT") is not None
 
@@ -415,28 +418,18 @@ async def test_overlapping_windows_at_once_fetch_each_gap_once(
     assert requests_to(exchange, "klines") - before == 3
 
 
-async def test_a_full_write_queue_makes_fills_wait_and_loses_nothing(
-    md: MarketData, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_full_write_queue_makes_fills_wait_and_loses_nothing(md: MarketData) -> None:
     """With room for one candle in the write-behind queue, concurrent cold fills wait their
     turn: every answer is complete, the queue never holds more than one window, and all of it
     ends up in the store."""
-    monkeypatch.setattr(candles_module, "MAX_PENDING_ROWS", 1)
-    seen: list[int] = []
-    real_write_behind = md.filler._write_behind
-
-    def watch(*args: Any) -> None:
-        real_write_behind(*args)
-        seen.append(md.filler.pending_rows)
-
-    monkeypatch.setattr(md.filler, "_write_behind", watch)
+    md.filler.max_pending_rows = 1
     now = md.provider.now_ms()
     start = Interval.M1.floor(now) - 3_000 * 60_000
     end = start + 1_500 * 60_000
     names = ["DOGEUSDT", "DOTUSDT", "LINKUSDT", "ETCUSDT"]
     answers = await asyncio.gather(*(md.candles(n, "1m", start=start, end=end) for n in names))
     assert [len(a.value) for a in answers] == [1_500] * 4
-    assert seen == [1_500] * 4  # one window (two pages) per request, one at a time
+    assert md.filler.pending_peak == 1_500  # one window (two pages) at a time
     await md.flush()
     for name, answer in zip(names, answers, strict=True):
         stored = await md.store.candles.range(md.provider.venue, name, "1m", start, end)

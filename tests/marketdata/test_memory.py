@@ -69,6 +69,16 @@ def test_value_larger_than_the_cache_is_not_kept() -> None:
     assert cache.get("a") is not None
 
 
+def test_set_says_whether_it_kept_the_value_and_counts_refusals() -> None:
+    """set() returns False for a value larger than the whole cache, so a caller never looks
+    it up as if it were there (review M3: a raw KeyError in layered.py), and counts it."""
+    cache = MemoryCache(100, 1000, Clock())
+    assert cache.set("a", 1, 10, 0, 10) is True
+    assert cache.set("huge", 2, 10, 0, 5000) is False
+    assert cache.refused == 1
+    assert "huge" not in cache.data
+
+
 def test_replacing_a_key_adjusts_bytes() -> None:
     """Setting a key again replaces its size in the total."""
     cache = MemoryCache(100, 1000, Clock())

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mystic_trading.config import StoreSettings
+from mystic_trading.config import StoreSettings, ThrottleSettings
 from mystic_trading.errors import UpstreamError
 from mystic_trading.marketdata.answer import Layer
 from mystic_trading.marketdata.facade import MarketData
@@ -64,10 +64,19 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 class Process:
-    def __init__(self, exchange: SandboxServer, store: Store, local: Local) -> None:
+    def __init__(
+        self,
+        exchange: SandboxServer,
+        store: Store,
+        local: Local,
+        settings: ThrottleSettings | None = None,
+    ) -> None:
         # Keyed by the venue, as MarketData.open keys it (bans are kept per venue).
         self.throttler = Throttler(
-            venue_from_url(exchange.url), Budget(limit=6000, window_s=60), control=store.control
+            venue_from_url(exchange.url),
+            Budget(limit=6000, window_s=60),
+            settings=settings,
+            control=store.control,
         )
         self.provider = BinanceProvider(
             exchange.url,
@@ -118,6 +127,10 @@ async def test_the_last_n_is_served_from_the_store_through_an_outage(
         await listening(exchange.port)
         sent = klines_sent(exchange)
         advance(1_000, market, local)
+        # The first call after the outage is answered at once from the store, stale, while
+        # one refresh goes to the exchange; once it is back, the answer is whole and fresh.
+        assert (await proc.md.candles("BTCUSDT", "1m", limit=100)).stale
+        await proc.md.flush()
         after = await proc.md.candles("BTCUSDT", "1m", limit=100)
         assert not after.stale
         assert len(after.value) == 100

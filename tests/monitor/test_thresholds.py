@@ -14,7 +14,7 @@ def test_defaults_are_valid_and_ordered() -> None:
     assert t.store_round_trip_warning_ms < t.store_round_trip_critical_ms
     assert t.upstream_success_warning_pct > t.upstream_success_critical_pct
     assert t.disk_free_warning_mib > t.disk_free_critical_mib
-    assert t.loop_lag_warning_ms == 100.0  # as the existing event_loop_lag_warn_ms
+    assert t.loop_lag_warning_ms == 100.0
 
 
 BAD = [

@@ -116,7 +116,7 @@ def _root(
 
 def _register() -> None:
     # Imported here so each command module can import `State` from this one.
-    from mystic_trading.cli import control_cmd, demo_cmd, market_cmd, sandbox_cmd
+    from mystic_trading.cli import control_cmd, demo_cmd, market_cmd, sandbox_cmd, status_cmd
 
     app.command("demo")(demo_cmd.demo)
     app.command("ticker")(market_cmd.ticker)
@@ -124,6 +124,9 @@ def _register() -> None:
     app.command("backfill")(market_cmd.backfill)
     app.command("clear")(control_cmd.clear)
     app.command("sandbox")(sandbox_cmd.sandbox)
+    app.command("status")(status_cmd.status)
+    app.command("increase")(status_cmd.increase)
+    app.command("decrease")(status_cmd.decrease)
 
 
 _register()

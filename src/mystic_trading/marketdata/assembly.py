@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from mystic_trading.config import Settings
 from mystic_trading.errors import ConfigError
 from mystic_trading.marketdata.facade import MarketData
 from mystic_trading.marketdata.redis_layer import RedisLayer
+from mystic_trading.monitor import (
+    HealthChecker,
+    HeartbeatPublisher,
+    ProcessRegistry,
+    RedisHeartbeats,
+    heartbeat_figures,
+)
 from mystic_trading.providers._clock import ExchangeClock
 from mystic_trading.providers.binance import BinanceProvider
 from mystic_trading.providers.venue import (
@@ -28,8 +37,13 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
-async def assemble(settings: Settings) -> AsyncIterator[MarketData]:
+async def assemble(
+    settings: Settings, *, clock: Callable[[], float] = time.monotonic
+) -> AsyncIterator[MarketData]:
     """Store (migrated), Redis layers if configured, throttler, provider, then MarketData.
+
+    ``clock`` times the caches' freshness and Redis's retry (the throttler and the exchange
+    clock keep the real monotonic clock).
 
     The exchange is not contacted here: a process can start (and serve what its store and
     caches hold) while the exchange is down. The budget is corrected from exchangeInfo on the
@@ -59,7 +73,7 @@ async def assemble(settings: Settings) -> AsyncIterator[MarketData]:
                 prefix="mystic:throttle",
                 expected_processes=settings.throttle.expected_processes,
             )
-            redis_layer = RedisLayer(redis_url, prefix=f"mystic:md:{venue}:")
+            redis_layer = RedisLayer(redis_url, prefix=f"mystic:md:{venue}:", clock=clock)
             stack.push_async_callback(redis_layer.aclose)
         throttler = Throttler(
             venue,
@@ -86,7 +100,7 @@ async def assemble(settings: Settings) -> AsyncIterator[MarketData]:
             max_connections=settings.provider.max_connections,
         )
         stack.push_async_callback(provider.aclose)
-        md = MarketData(provider, store, cache=settings.cache, redis=redis_layer)
+        md = MarketData(provider, store, cache=settings.cache, redis=redis_layer, clock=clock)
         stack.push_async_callback(md.aclose)
         if not confirmed:
             provider.confirmed = False
@@ -103,7 +117,45 @@ async def assemble(settings: Settings) -> AsyncIterator[MarketData]:
 
             provider.on_identified = identified
         await md.control.start()
+        if settings.monitor.enabled:
+            await _monitor(md, settings, redis_url, stack)
         yield md
+
+
+async def _monitor(
+    md: MarketData, settings: Settings, redis_url: str | None, stack: contextlib.AsyncExitStack
+) -> None:
+    """This process's heartbeat (every ``monitor.heartbeat_s``) and health rounds (every
+    ``monitor.interval_s``), closed before MarketData is."""
+    beats = None if redis_url is None else RedisHeartbeats(redis_url)
+    if beats is not None:
+        stack.push_async_callback(beats.aclose)
+
+    def figures() -> dict[str, Any]:
+        return heartbeat_figures(md.stats())
+
+    publisher = HeartbeatPublisher(
+        md.store,
+        figures,
+        venue=lambda: md.provider.venue,
+        redis=beats,
+        heartbeat_s=settings.monitor.heartbeat_s,
+    )
+    checker = HealthChecker(
+        md.store,
+        figures,
+        thresholds=settings.monitor.health,
+        redis=beats,
+        registry=ProcessRegistry(md.store, beats),
+        publisher=publisher,
+        loop_lag=publisher.loop_lag,
+        interval_s=settings.monitor.interval_s,
+    )
+    md.monitor = checker
+    stack.push_async_callback(publisher.aclose)
+    stack.push_async_callback(checker.aclose)
+    publisher.start()
+    checker.start()
 
 
 async def resolve_venue(settings: Settings, store: Store) -> tuple[str, str | None, bool]:

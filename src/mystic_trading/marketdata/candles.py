@@ -62,9 +62,13 @@ def pages(interval: Interval, gaps: Sequence[Range], size: int) -> list[Range]:
 class CandleFiller:
     """Serves candle windows from the store, fetching only what it lacks."""
 
-    def __init__(self, provider: Provider, store: Store) -> None:
+    def __init__(
+        self, provider: Provider, store: Store, *, max_pending_rows: int = MAX_PENDING_ROWS
+    ) -> None:
         self.provider = provider
         self.store = store
+        self.max_pending_rows = max_pending_rows
+        self.pending_peak = 0  # the most candles ever waiting to be written at once
         self.pages_fetched = 0
         self._busy: dict[tuple[str, Interval], list[_Claim]] = {}
         self._queued: collections.deque[tuple[list[RangeWrite], _Claim]] = collections.deque()
@@ -93,6 +97,7 @@ class CandleFiller:
     def _write_behind(self, saves: list[RangeWrite], claim: _Claim) -> None:
         self._queued.append((saves, claim))
         self.pending_rows += sum(len(w.candles) for w in saves)
+        self.pending_peak = max(self.pending_peak, self.pending_rows)
         self._start_writer()
 
     async def _drain(self) -> None:
@@ -162,7 +167,7 @@ class CandleFiller:
 
         The answer is the covered part read from the store plus the gaps' pages as they
         arrived; the pages go to a write-behind queue that one task drains, many windows to
-        a transaction (with ``MAX_PENDING_ROWS`` candles queued, a fill waits for room).
+        a transaction (with ``max_pending_rows`` candles queued, a fill waits for room).
         ``wait_for_store`` (a backfill), or a filler that is closing, writes them before
         answering instead, and a failed write raises.
         The window stays claimed until it is written, so an overlapping request finds it
@@ -214,7 +219,7 @@ class CandleFiller:
             if saves and (wait_for_store or self._closed):  # written before the answer
                 await self.store.candles.save_ranges(venue, saves)
             elif saves:  # pages that arrived are kept even if another failed
-                while self.pending_rows >= MAX_PENDING_ROWS:
+                while self.pending_rows >= self.max_pending_rows:
                     self._start_writer()
                     await self._room.wait()  # the store is behind: wait for it
                 self._write_behind(saves, claim)

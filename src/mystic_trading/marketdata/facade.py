@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Hashable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable, Iterable
 from typing import Any
 
 from mystic_trading.config import CacheSettings, Settings
-from mystic_trading.errors import DataError, InvalidRange, InvalidSymbol, UnknownSymbol
+from mystic_trading.errors import ConfigError, InvalidRange, InvalidSymbol, UnknownSymbol
 from mystic_trading.marketdata.answer import Answer, Layer, stamp_ms
+from mystic_trading.marketdata.bulk import Progress, check_chunk_pages, walk
 from mystic_trading.marketdata.candles import CandleFiller
 from mystic_trading.marketdata.control_watch import ControlWatch
 from mystic_trading.marketdata.layered import FAILURES, Layers
@@ -34,6 +35,7 @@ from mystic_trading.marketdata.window import (
     check_range,
 )
 from mystic_trading.models import Candle, Interval, OrderBook, Symbol, Ticker, iso_from_ms
+from mystic_trading.monitor import HealthChecker, HealthReport
 from mystic_trading.providers.base import Provider
 from mystic_trading.providers.binance_parse import ExchangeInfo
 from mystic_trading.store import Store
@@ -66,7 +68,9 @@ class MarketData:
         self.redis = redis
         self.clock = clock
         self.stats_ = MarketDataStats()
-        self.layers = Layers(self.cache, redis, self.stats_, clock)
+        self.layers = Layers(
+            self.cache, redis, self.stats_, clock, held_back=self.throttler.held_back
+        )
         self.memory = self.layers.memory
         self._l1 = self.memory.data  # the hot path reads the dict directly
         self.filler = CandleFiller(provider, store)
@@ -80,6 +84,8 @@ class MarketData:
             store=store,
         )
         # Follows the store's control log (started by whoever opens MarketData: assembly).
+        # This process's health checks (set by assembly when monitor.enabled).
+        self.monitor: HealthChecker | None = None
         self.control = ControlWatch(
             store.control,
             venue=lambda: self.throttler.provider,
@@ -91,11 +97,14 @@ class MarketData:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, settings: Settings) -> AsyncIterator[MarketData]:
-        """Build every layer from ``settings``; close them all on exit."""
+    async def open(
+        cls, settings: Settings, *, clock: Callable[[], float] = time.monotonic
+    ) -> AsyncIterator[MarketData]:
+        """Build every layer from ``settings``; close them all on exit. ``clock`` (seconds,
+        monotonic) times the caches' freshness: tests move it instead of sleeping."""
         from mystic_trading.marketdata.assembly import assemble
 
-        async with assemble(settings) as md:
+        async with assemble(settings, clock=clock) as md:
             yield md
 
     async def aclose(self) -> None:
@@ -107,8 +116,10 @@ class MarketData:
         await self.filler.aclose()
 
     async def flush(self) -> None:
-        """Wait until every candle already answered is written to the store (a window
-        fetched whole is answered first and written in the background)."""
+        """Wait until the background refreshes started so far are done and every candle
+        already answered is written to the store (a window fetched whole is answered first
+        and written in the background)."""
+        await self.layers.idle()
         await self.filler.flush()
 
     # -- symbols ----------------------------------------------------------------------------
@@ -399,14 +410,7 @@ class MarketData:
         """
         iv = Interval.parse(interval)
         check_range(start, end)
-        if (
-            isinstance(chunk_pages, bool)
-            or not isinstance(chunk_pages, int)
-            or not (1 <= chunk_pages <= 1000)
-        ):
-            raise DataError(
-                f"chunk_pages must be a whole number from 1 to 1000, got {chunk_pages!r}"
-            )
+        check_chunk_pages(chunk_pages)
         sym = await self.symbol(symbol)
         await self.provider.sync_clock()
         now = self.provider.now_ms()
@@ -417,24 +421,66 @@ class MarketData:
                 f"{iso_from_ms(now)}): there is nothing to store yet",
                 start=window.start,
             )
-        closed_end = min(window.end, iv.floor(now))
-        total = iv.count_between(window.start, closed_end)
-        step = chunk_pages * self.provider.page_limit
+        closed = Window(sym, iv, window.start, min(window.end, iv.floor(now)))
         fetched = 0
-        done = 0
-        t = window.start
-        while t < closed_end:
-            chunk_end = min(closed_end, iv.shift(t, step))
-            chunk = Window(sym, iv, t, chunk_end)
-            _, pages = await self.filler.fill(chunk, now, Priority.BACKGROUND, wait_for_store=True)
+        async for _, pages in walk(
+            self.filler, closed, now, chunk_pages=chunk_pages, progress=progress
+        ):
             fetched += pages
-            done += chunk.count
-            if progress is not None:
-                progress(done, total)
-            t = chunk_end
         return fetched
 
+    async def candle_chunks(
+        self,
+        symbol: str | Symbol,
+        interval: str | Interval,
+        start: Moment | None = None,
+        end: Moment | None = None,
+        limit: int | None = None,
+        *,
+        allow_large: bool = False,
+        chunk_pages: int = 10,
+        progress: Progress | None = None,
+    ) -> AsyncGenerator[Answer[list[Candle]], None]:
+        """The candles of ``candles()``'s window, oldest first, a chunk at a time, in bounded
+        memory: ``async for answer in md.candle_chunks("BTCUSDT", "1m", "2021-01-01")``.
+
+        A window of one chunk (``chunk_pages`` pages) or less is one answer, ``candles()``'s
+        own. A longer one is walked as ``backfill`` walks (``bulk.py``): each chunk fetched at
+        background priority, stored, then handed on before the next is fetched, so one chunk
+        is held whatever the window's length, and nothing goes to memory or Redis. Empty
+        chunks are left out; ``progress(done, total)`` is called in candles after each.
+        """
+        iv = Interval.parse(interval)
+        check_range(start, end)
+        check_limit(limit)
+        check_chunk_pages(chunk_pages)
+        sym = await self.symbol(symbol)
+        await self.provider.sync_clock()
+        now = self.provider.now_ms()
+        window = candle_window(sym, iv, now, start, end, limit, allow_large=allow_large)
+        if window.count <= chunk_pages * self.provider.page_limit:
+            yield await self.candles(sym, iv, start, end, limit, allow_large=allow_large)
+            return
+        async for candles, pages in walk(
+            self.filler, window, now, chunk_pages=chunk_pages, progress=progress
+        ):
+            if candles:
+                yield Answer(candles, Layer.UPSTREAM if pages else Layer.STORE, stamp_ms())
+
     # -- stats and control ------------------------------------------------------------------
+
+    async def health(self) -> HealthReport:
+        """One round of health checks now (store, Redis, upstream, ban and pause, clock,
+        throttle, caches, candle backlog, loop lag, memory, disk), each ok, warning or
+        critical with its value, thresholds and reason. Needs ``monitor.enabled`` (the
+        default) and MarketData.open."""
+        if self.monitor is None:
+            raise ConfigError(
+                "health checks are off: MarketData was not opened with monitor.enabled",
+                setting="monitor.enabled",
+                value=False,
+            )
+        return await self.monitor.run()
 
     def stats(self) -> dict[str, Any]:
         """Plain data: per-layer hits, coalesced, stale, upstream calls and weight, latency,
@@ -447,9 +493,15 @@ class MarketData:
             "entries": len(self.memory),
             "bytes": self.memory.bytes,
             "evictions": self.memory.evictions,
+            "refused": self.memory.refused,
         }
         data["redis"] = None if self.redis is None else self.redis.stats()
         data["candle_pages_fetched"] = self.filler.pages_fetched
+        data["candle_writes"] = {
+            "pending_rows": self.filler.pending_rows,
+            "pending_peak": self.filler.pending_peak,
+            "max_pending_rows": self.filler.max_pending_rows,
+        }
         data["venue"] = self.provider.venue
         data["clock"] = self.provider.clock.stats()
         age = self.symbols.age_s()

@@ -51,6 +51,7 @@ class MemoryCache:
         self.data: OrderedDict[Hashable, MemoryEntry] = OrderedDict()
         self.bytes = 0
         self.evictions = 0
+        self.refused = 0  # values larger than the whole cache, never kept
 
     def __len__(self) -> int:
         return len(self.data)
@@ -66,11 +67,16 @@ class MemoryCache:
         self.data.move_to_end(key)
         return entry
 
-    def set(self, key: Hashable, answer: Any, ttl_s: float, stale_s: float, size: int) -> None:
-        """Store ``answer`` fresh for ``ttl_s`` and usable as stale for ``stale_s`` more."""
+    def set(self, key: Hashable, answer: Any, ttl_s: float, stale_s: float, size: int) -> bool:
+        """Store ``answer`` fresh for ``ttl_s`` and usable as stale for ``stale_s`` more.
+
+        Returns whether it is kept: a value larger than the whole cache never is (counted in
+        ``refused``), so a caller holds on to what it has instead of looking it up here.
+        """
         if size > self.max_bytes:
             self.delete(key)  # larger than the whole cache: never kept
-            return
+            self.refused += 1
+            return False
         now = self.clock()
         old = self.data.pop(key, None)
         if old is not None:
@@ -81,6 +87,7 @@ class MemoryCache:
             _, entry = self.data.popitem(last=False)
             self.bytes -= entry.size
             self.evictions += 1
+        return True
 
     def delete(self, key: Hashable) -> bool:
         entry = self.data.pop(key, None)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from mystic_trading.config import Settings
 from mystic_trading.marketdata.answer import Answer
+from mystic_trading.marketdata.bulk import Progress
 from mystic_trading.marketdata.facade import MarketData
 from mystic_trading.marketdata.window import Moment
 from mystic_trading.models import Candle, Interval, OrderBook, Symbol, Ticker
@@ -101,6 +102,40 @@ class MarketDataSync:
             self.md.candles(symbol, interval, start, end, limit, allow_large=allow_large)
         )
 
+    def candle_chunks(
+        self,
+        symbol: str | Symbol,
+        interval: str | Interval,
+        start: Moment | None = None,
+        end: Moment | None = None,
+        limit: int | None = None,
+        *,
+        allow_large: bool = False,
+        chunk_pages: int = 10,
+        progress: Progress | None = None,
+    ) -> Iterator[Answer[list[Candle]]]:
+        """``MarketData.candle_chunks``: a long window a stored chunk at a time; the next
+        chunk is fetched when the loop asks for it."""
+        chunks = self.md.candle_chunks(
+            symbol,
+            interval,
+            start,
+            end,
+            limit,
+            allow_large=allow_large,
+            chunk_pages=chunk_pages,
+            progress=progress,
+        )
+        try:
+            while True:
+                try:
+                    yield self._run(_next(chunks))
+                except StopAsyncIteration:
+                    return
+        finally:
+            if self._loop is not None:
+                self._run(chunks.aclose())
+
     def order_book(self, symbol: str | Symbol, depth: int = 100) -> Answer[OrderBook]:
         return self._run(self.md.order_book(symbol, depth))
 
@@ -110,3 +145,7 @@ class MarketDataSync:
 
 async def _call(fn: Any) -> Any:
     return fn()
+
+
+async def _next(chunks: AsyncIterator[T]) -> T:
+    return await anext(chunks)

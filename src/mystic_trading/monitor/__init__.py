@@ -17,6 +17,12 @@ lost, this process's heartbeat, event-loop lag, memory, free disk) against
 :class:`HealthThresholds`, each giving a :class:`Check` (ok, warning or critical, with its
 value, thresholds and a one-line reason), together a :class:`HealthReport`.
 
+**Control.** A :class:`Controller` is the deployment's control operations with no
+MarketData and no process running (``mystic status``, ``increase``, ``decrease``): the
+status of a venue's processes, level, ceiling, budget, pause, ban, alerts and audit, and one
+level step saved in the store with its audit entry, which every running process applies
+within 2 s. Nothing in it prints.
+
 Wiring, for a process with MarketData ``md`` and store ``store`` (Redis optional)::
 
     figures = lambda: heartbeat_figures(md.stats())
@@ -35,19 +41,21 @@ Nothing here raises into the process it watches: a keeper's failure is logged an
 never thrown.
 """
 
+from mystic_trading._thresholds import HealthThresholds
 from mystic_trading.monitor._backends import Beat, HeartbeatKeeper, Snapshot, StoreHeartbeats
 from mystic_trading.monitor._checks import Check, HealthReport, Status
+from mystic_trading.monitor._controller import Controller
 from mystic_trading.monitor._figures import heartbeat_figures
 from mystic_trading.monitor._health import HealthChecker, SupportsPing
 from mystic_trading.monitor._probes import LoopLag, free_disk_bytes, process_rss_bytes
 from mystic_trading.monitor._publisher import HeartbeatPublisher, PublisherState
 from mystic_trading.monitor._redis_beats import RedisHeartbeats
 from mystic_trading.monitor._registry import Deployment, ProcessRegistry, ProcessStatus
-from mystic_trading.monitor._thresholds import HealthThresholds
 
 __all__ = [
     "Beat",
     "Check",
+    "Controller",
     "Deployment",
     "HealthChecker",
     "HealthReport",

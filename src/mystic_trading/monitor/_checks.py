@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-from mystic_trading.monitor._thresholds import HealthThresholds
+from mystic_trading._thresholds import HealthThresholds
 
 __all__ = ["STATUSES", "Check", "HealthReport", "Status", "figure_checks", "judge", "worst"]
 

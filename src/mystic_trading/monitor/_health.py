@@ -28,13 +28,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from mystic_trading._thresholds import HealthThresholds
 from mystic_trading.errors import StoreError
 from mystic_trading.monitor._checks import Check, HealthReport, figure_checks, fmt, judge, worst
 from mystic_trading.monitor._probes import LoopLag, free_disk_bytes, process_rss_bytes
 from mystic_trading.monitor._publisher import HeartbeatPublisher
 from mystic_trading.monitor._redis_beats import REDIS_FAILURES
 from mystic_trading.monitor._registry import GONE_AFTER_BEATS, ProcessRegistry
-from mystic_trading.monitor._thresholds import HealthThresholds
 from mystic_trading.store import Store
 
 __all__ = ["HealthChecker", "SupportsPing"]

@@ -48,7 +48,7 @@ from mystic_trading.providers.venue import (
 )
 from mystic_trading.throttle import Priority, Throttler, binance_weight
 
-__all__ = ["DEFAULT_FINAL_GRACE_MS", "PAGE_LIMIT", "BinanceProvider"]
+__all__ = ["BULK_DEADLINE_S", "DEFAULT_FINAL_GRACE_MS", "PAGE_LIMIT", "BinanceProvider"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,13 @@ PAGE_LIMIT = 1000  # /api/v3/klines "limit: Default 500; Maximum: 1000"
 # aggregation); a candle is final only once the exchange's clock is certainly past it.
 DEFAULT_FINAL_GRACE_MS = 2000
 
+
+# The throttle-queue deadline of a background (bulk) request: a backfill's or a long candle
+# walk's page yields to every interactive request and waits out 429 pauses, so the
+# interactive default (throttle.default_deadline_s, 30 s) ended long jobs with DeadlinePassed
+# while the exchange answered (new-user D3). It bounds each request's wait, not the job; a
+# ban, an outage or a full queue still fail as for any request.
+BULK_DEADLINE_S = 600.0
 
 # Answers whose body carries the exchange's clock in ``serverTime``.
 _STAMPED = frozenset({"/api/v3/time", "/api/v3/exchangeInfo"})
@@ -197,7 +204,11 @@ class BinanceProvider:
             self.weight += weight
             return await self._client.get(path, params=params)
 
-        response = await self.throttler.call(path, weight, send, priority=priority)
+        bulk = priority is Priority.BACKGROUND
+        deadline_s = max(BULK_DEADLINE_S, self.throttler.settings.default_deadline_s)
+        response = await self.throttler.call(
+            path, weight, send, priority=priority, deadline_s=deadline_s if bulk else None
+        )
         received = local()
         headers = response.headers
         if self._check_venue:

@@ -104,7 +104,10 @@ class CandleRepository:
             self._range,
             (*series, start, end),
             build,
-            tables=CANDLES,
+            # A large read is bulk work (a long window walked chunk by chunk): kept in the
+            # query cache, every chunk would stay in memory for its TTL (2.1 GB for two
+            # years of 1m candles read back); the memory cache keeps answers anyway.
+            tables=() if expected > LOOP_MAX_ROWS else CANDLES,
             detail=(*series, expected),
             large=expected > LOOP_MAX_ROWS,
         )

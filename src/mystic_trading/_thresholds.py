@@ -27,7 +27,7 @@ The defaults and why:
 - memory cache hit rate 50 / 10 % (judged only over ``min_requests`` requests);
   evictions 50 / 500 a second (the cache churns: ``grow the memory cache``).
 - candle write backlog 50,000 / 200,000 rows (fills wait for room at 250,000).
-- event-loop lag p99 100 / 1,000 ms (100 ms is the existing ``event_loop_lag_warn_ms``).
+- event-loop lag p99 100 / 1,000 ms.
 - process memory (RSS) 1,024 / 4,096 MiB (the memory cache's default bound is 256 MiB).
 - free disk for a SQLite store 1,024 / 200 MiB.
 - processes lost (gone without closing, still kept) 0 / 2 (more than): one lost is a

@@ -1,0 +1,94 @@
+"""A caller holding a good value is not made to wait on an exchange that is pausing us, has
+banned us or is down (issue 11 item 1; faults 2: 8 tasks got 16 answers in 48 s, each after
+18-30 s): it gets the value at memory speed, marked stale with its age, while one refresh
+per key waits for the exchange. What the store holds is served the same way; only a key
+nobody holds raises.
+
+The sandbox runs on a ManualClock (its rate window does not roll during a test) and the
+caches on a clock moved by hand, so nothing here waits for a TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from mystic_trading.config import ThrottleSettings
+from mystic_trading.errors import Banned
+from mystic_trading.marketdata.answer import Layer
+from mystic_trading.sandbox import SandboxServer
+from mystic_trading.store import Store
+
+from .test_outage_candles import Local, Process, exchange, market, store
+
+__all__ = ["exchange", "market", "store"]  # the fixtures, shared with the outage tests
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "LTCUSDT", "ADAUSDT")
+# Long enough that a 429's Retry-After (the 30 s left of the sandbox's window) is waited
+# out and retried, as by default: the refresh waits, the callers must not.
+SETTINGS = ThrottleSettings(default_deadline_s=60.0)
+
+
+def sent(exchange: SandboxServer) -> int:
+    return exchange.stats.total.requests
+
+
+async def test_a_429_pause_does_not_hold_callers_that_have_a_value(
+    exchange: SandboxServer, store: Store
+) -> None:
+    local = Local()
+    proc = Process(exchange, store, local, SETTINGS)
+    try:
+        for symbol in SYMBOLS:
+            await proc.md.ticker(symbol)
+        exchange.set_budget(weight_limit=1)  # already spent: the next request earns a 429
+        local.ms += 10_000  # past freshness and the stale-while-revalidate window
+        before = sent(exchange)
+        # Bounded only so that a regression fails instead of hanging for the pause.
+        first = await asyncio.wait_for(proc.md.ticker(SYMBOLS[0]), 20)
+        assert first.stale
+        assert first.layer is Layer.MEMORY
+        assert exchange.stats.total.http_429 == 1
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(proc.md.ticker(s) for _ in range(8) for s in SYMBOLS)), 20
+        )
+        assert [(a.stale, a.layer) for a in answers] == [(True, Layer.MEMORY)] * 40
+        assert {a.value.symbol.exchange for a in answers} == set(SYMBOLS)
+        # Every answer came while the pause stood, and nothing else was sent meanwhile.
+        assert proc.throttler.stats()["paused_for_s"] > 0
+        assert sent(exchange) == before + 1
+    finally:
+        exchange.reset()
+        await proc.aclose()
+
+
+async def test_during_a_ban_held_and_stored_values_are_served_and_nothing_is_sent(
+    exchange: SandboxServer, store: Store
+) -> None:
+    local = Local()
+    first = Process(exchange, store, local, SETTINGS)
+    second = Process(exchange, store, local, SETTINGS)
+    try:
+        for symbol in SYMBOLS:
+            await first.md.ticker(symbol)
+        await first.md.flush()  # the snapshots are in the store
+        venue = first.provider.venue
+        until = time.time_ns() // 1_000_000 + 3_600_000
+        await store.control.save_ban(venue, until, "HTTP 418 on /api/v3/ticker/24hr")
+        await first.throttler.refresh_control()
+        await second.throttler.start()  # a process started during the ban
+        local.ms += 10_000
+        before = sent(exchange)
+        held = await asyncio.gather(*(first.md.ticker(s) for _ in range(4) for s in SYMBOLS))
+        assert [(a.stale, a.layer) for a in held] == [(True, Layer.MEMORY)] * 20
+        stored = [await second.md.ticker(s) for s in SYMBOLS]
+        assert [(a.stale, a.layer) for a in stored] == [(True, Layer.STORE)] * 5
+        with pytest.raises(Banned) as info:
+            await second.md.ticker("XRPUSDT")  # nobody holds it
+        assert info.value.until == until
+        assert sent(exchange) == before
+    finally:
+        await first.aclose()
+        await second.aclose()

@@ -1,0 +1,192 @@
+"""`mystic status`, `mystic increase` and `mystic decrease` as real subprocesses on a real
+store (and Redis): status works with nothing running, a step shows in the next status,
+refused steps and bad input exit non-zero with nothing changed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mystic_trading.config import StoreSettings
+from mystic_trading.monitor import HeartbeatPublisher
+from mystic_trading.store import open_store
+from mystic_trading.throttle import RedisQuota
+
+VENUE = "sandbox-s0-status"
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "t.db"
+
+
+@pytest.fixture
+def run(tmp_path: Path, db: Path, mystic_cli: Any) -> Run:
+    """`mystic ARGS` on this test's own SQLite store, the exchange nowhere."""
+    base = {
+        "MYSTIC_STORE__URL": f"sqlite+aiosqlite:///{db}",
+        "MYSTIC_PROVIDER__BASE_URL": "http://127.0.0.1:9",
+        "XDG_DATA_HOME": str(tmp_path / "xdg"),
+    }
+
+    def call(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return mystic_cli({**base, **(env or {})}, *args, timeout_s=120)
+
+    return call
+
+
+def status(run: Run, *args: str) -> dict[str, Any]:
+    shown = run("status", "--venue", VENUE, "--json", *args)
+    assert shown.returncode == 0, shown.stderr
+    data: dict[str, Any] = json.loads(shown.stdout)
+    return data
+
+
+def test_status_json_on_an_empty_store(run: Run) -> None:
+    """With nothing ever run, status answers from the settings: the level, its ceiling,
+    the fallback budget, no process, no ban, no audit."""
+    shown = run("status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert data["venue"] == "binance-compatible@127.0.0.1:9"
+    assert data["level"]["name"] == "moderate"
+    assert data["level"]["ceiling_weight_per_min"] == pytest.approx(2400)
+    assert data["limit"]["weight"] == 6000
+    assert data["processes"] == [] and data["audit"] == [] and data["ban"]["banned"] is False
+
+
+def test_increase_then_status_shows_the_new_level(run: Run) -> None:
+    """`increase` prints from, to and the new ceiling per minute and that running processes
+    apply it within 2 s; the next status shows the level, who set it and the audit entry."""
+    up = run("increase", "--venue", VENUE, "--reason", "quiet market")
+    assert up.returncode == 0, up.stderr
+    assert "moderate -> aggressive" in up.stdout
+    assert "2,400 -> 5,150 weight/min" in up.stdout
+    assert "every running process applies it within 2 s" in up.stdout
+    data = status(run)
+    assert (data["level"]["name"], data["level"]["set_by"]) == ("aggressive", "cli")
+    assert data["level"]["ceiling_weight_per_min"] == pytest.approx(5150)
+    [entry] = data["audit"]
+    assert (entry["field"], entry["to"], entry["reason"]) == ("level", "aggressive", "quiet market")
+    text = run("status", "--venue", VENUE)
+    assert text.returncode == 0, text.stderr
+    assert "aggressive (store, set" in text.stdout and "5,150 weight/min" in text.stdout
+    assert "quiet market" in text.stdout
+
+
+def test_decrease_at_the_bottom_exits_1_and_changes_nothing(run: Run) -> None:
+    """From moderate one decrease reaches conservative; the next is refused with exit 1 and
+    a message saying so, and writes no audit entry (also with --json)."""
+    down = run("decrease", "--venue", VENUE, "--json")
+    assert down.returncode == 0, down.stderr
+    assert json.loads(down.stdout)["to"] == "conservative"
+    refused = run("decrease", "--venue", VENUE)
+    assert refused.returncode == 1
+    assert "already at the lowest level (conservative); nothing changed" in refused.stderr
+    as_json = run("decrease", "--venue", VENUE, "--json")
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout)["changed"] is False
+    assert len(status(run)["audit"]) == 1
+
+
+def test_increase_past_unlimited_exits_1(run: Run) -> None:
+    """Two increases reach unlimited; a third is refused, exit 1, nothing written."""
+    for _ in range(2):
+        assert run("increase", "--venue", VENUE).returncode == 0
+    refused = run("increase", "--venue", VENUE)
+    assert refused.returncode == 1
+    assert "already at the highest level (unlimited); nothing changed" in refused.stderr
+    assert len(status(run)["audit"]) == 2
+
+
+@pytest.mark.parametrize("command", ["status", "increase", "decrease"])
+def test_help(run: Run, command: str) -> None:
+    """Every command has --help naming its options."""
+    shown = run(command, "--help")
+    assert shown.returncode == 0, shown.stderr
+    assert "--json" in shown.stdout and "--venue" in shown.stdout
+    if command != "status":
+        assert "--reason" in shown.stdout and "2 s" in shown.stdout
+
+
+def test_bad_venue_is_exit_2_naming_it_and_opens_nothing(run: Run, db: Path) -> None:
+    """A --venue that is no venue id: exit 2, the option and the rule named, and the store
+    not even created."""
+    refused = run("increase", "--venue", "no such venue!")
+    assert refused.returncode == 2
+    assert "--venue" in refused.stderr and "not a venue id" in refused.stderr
+    assert not db.exists()
+
+
+def test_unreachable_store_is_exit_1_naming_it(run: Run) -> None:
+    """A PostgreSQL store on a closed port: exit 1 and its address in the message."""
+    env = {"MYSTIC_STORE__URL": "postgresql+asyncpg://ops:secret@127.0.0.1:1/nowhere"}
+    for command in ("status", "increase"):
+        failed = run(command, env=env)
+        assert failed.returncode == 1, failed.stdout
+        assert "StoreError" in failed.stderr and "127.0.0.1:1/nowhere" in failed.stderr
+        assert "secret" not in failed.stderr
+
+
+def test_status_text_shows_a_running_process(run: Run, db: Path) -> None:
+    """A process beating into the store (every 60 s, so alive for three minutes) is listed
+    alive with its host, pid and figures, and totalled."""
+
+    async def beat() -> str:
+        async with await open_store(StoreSettings(url=f"sqlite+aiosqlite:///{db}")) as store:
+            figures = {"requests": 1234, "upstream_calls": 56, "upstream_weight": 112}
+            publisher = HeartbeatPublisher(
+                store, lambda: figures, venue=VENUE, heartbeat_s=60.0, host="bot-1", pid=4242
+            )
+            await publisher.beat_once()
+            return publisher.process_id
+
+    process_id = asyncio.run(beat())
+    shown = run("status", "--venue", VENUE)
+    assert shown.returncode == 0, shown.stderr
+    [row] = [line for line in shown.stdout.splitlines() if process_id[:8] in line]
+    for cell in ("alive", "bot-1", "4242", "1,234", "56", "112"):
+        assert cell in row
+    assert "processes: 1 alive, 0 gone" in shown.stdout
+    [total] = [
+        line.split() for line in shown.stdout.splitlines() if line.strip().startswith("total")
+    ]
+    assert total == ["total", "1,234", "56", "112", "0.0", "0/0"]
+
+
+@pytest.mark.redis
+def test_status_shows_a_ban_in_redis_as_a_utc_time(run: Run, redis_url: str) -> None:
+    """A ban in the shared quota only: status shows it banned until a UTC time, from Redis."""
+    venue = f"{VENUE}-{uuid.uuid4().hex[:8]}"
+    until = time.time_ns() // 1_000_000 + 3_600_000
+
+    async def ban(clear: bool) -> None:
+        quota = RedisQuota(redis_url, prefix="mystic:throttle")
+        try:
+            await (quota.clear_ban(venue) if clear else quota.ban(venue, until))
+        finally:
+            await quota.aclose()
+
+    asyncio.run(ban(clear=False))
+    try:
+        env = {"MYSTIC_REDIS_URL": redis_url}
+        shown = run("status", "--venue", venue, "--json", env=env)
+        assert shown.returncode == 0, shown.stderr
+        data = json.loads(shown.stdout)
+        assert data["redis"]["available"] is True
+        assert (data["ban"]["banned"], data["ban"]["in_redis"]) == (True, True)
+        assert data["ban"]["until"].endswith(" UTC")
+        text = run("status", "--venue", venue, env=env)
+        assert "ban      until " in text.stdout and "Redis reachable" in text.stdout
+    finally:
+        asyncio.run(ban(clear=True))
