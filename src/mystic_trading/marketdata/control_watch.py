@@ -23,6 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from mystic_trading._tasks import stop
 from mystic_trading.store import ControlChange
 
 __all__ = ["POLL_S", "ControlLog", "ControlWatch"]
@@ -82,10 +83,7 @@ class ControlWatch:
     async def aclose(self) -> None:
         """Stop polling."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(task)
 
     def mine(self, entry_id: int) -> None:
         """An entry this process wrote and applied already: skipped when it comes round."""

@@ -20,7 +20,6 @@ for latencies) are parameters, so tests judge exact values.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -28,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from mystic_trading._tasks import stop
 from mystic_trading._thresholds import HealthThresholds
 from mystic_trading.errors import StoreError
 from mystic_trading.monitor._checks import Check, HealthReport, figure_checks, fmt, judge, worst
@@ -347,7 +347,4 @@ class HealthChecker:
     async def aclose(self) -> None:
         """Stop the periodic rounds; idempotent."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(task)

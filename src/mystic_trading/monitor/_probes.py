@@ -18,7 +18,6 @@ grow fails every candle write.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import sys
@@ -27,6 +26,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from mystic_trading._tasks import stop
 
 __all__ = ["LoopLag", "free_disk_bytes", "process_rss_bytes"]
 
@@ -71,10 +72,7 @@ class LoopLag:
     async def aclose(self) -> None:
         """Stop sampling; idempotent."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(task)
 
     async def _run(self) -> None:
         while True:

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 from mystic_trading import __version__
+from mystic_trading._tasks import stop
 from mystic_trading.errors import StoreError
 from mystic_trading.monitor._backends import KEEP_GONE_S, Beat, StoreHeartbeats
 from mystic_trading.monitor._probes import LoopLag, process_rss_bytes
@@ -233,10 +234,7 @@ class HeartbeatPublisher:
         task, self._task = self._task, None
         if task is None and self.state == "stopped":
             return
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(task)
         if self._own_lag:
             await self.loop_lag.aclose()
         if self.beats:
