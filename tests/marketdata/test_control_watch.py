@@ -19,6 +19,7 @@ import pytest
 
 from mystic_trading.errors import Banned
 from mystic_trading.marketdata.answer import Layer
+from mystic_trading.marketdata.control_watch import ControlWatch
 from mystic_trading.marketdata.facade import MarketData
 from mystic_trading.sandbox import SandboxServer
 
@@ -147,3 +148,33 @@ async def test_mystic_clear_from_the_cli(
         bad = await asyncio.to_thread(mystic_cli, env, "clear", "BTC USDT")
         assert bad.returncode == 2
         assert "invalid symbol" in bad.stderr
+
+
+async def test_a_refresh_that_fails_is_owed_until_it_succeeds(open_md: OpenMd) -> None:
+    """A level change whose refresh fails (the store hiccups) is applied at a later poll, not
+    lost because the log moved past its entry."""
+    async with open_md() as md:
+        await by_hand(md)
+        calls: list[str] = []
+
+        async def refresh() -> None:
+            calls.append("refresh")
+            if len(calls) == 2:  # the refresh of the level change
+                raise OSError("store unreachable for a moment")
+            await md.throttler.refresh_control()
+
+        watch = ControlWatch(
+            md.store.control,
+            venue=lambda: md.throttler.provider,
+            refresh=refresh,
+            drop=lambda _: 0,
+        )
+        await watch.poll()  # where the log stands; one refresh for what came before
+        venue = md.throttler.provider
+        await md.store.control.save_level(venue, "aggressive", actor="ops", reason="calm day")
+        with pytest.raises(OSError, match="unreachable"):
+            await watch.poll()
+        assert md.throttler.level.value == "moderate"
+        assert await watch.poll() == 0  # nothing new in the log, but the refresh is owed
+        assert md.throttler.level.value == "aggressive"
+        assert len(calls) == 3

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
-from mystic_trading.config import ThrottleSettings
-from mystic_trading.errors import Banned
-from mystic_trading.marketdata.answer import Layer
+from mystic_trading.config import CacheSettings, ThrottleSettings
+from mystic_trading.errors import Banned, UpstreamRejected, UpstreamUnavailable
+from mystic_trading.marketdata.answer import Answer, Layer, stamp_ms
+from mystic_trading.marketdata.layered import Fallback, Layers
+from mystic_trading.marketdata.stats import MarketDataStats
 from mystic_trading.sandbox import SandboxServer
 from mystic_trading.store import Store
 
@@ -92,3 +95,59 @@ async def test_during_a_ban_held_and_stored_values_are_served_and_nothing_is_sen
     finally:
         await first.aclose()
         await second.aclose()
+
+
+# -- the layered read itself, with fetches written here (its public seam) ----------------
+
+
+def layers() -> Layers:
+    return Layers(CacheSettings(), None, MarketDataStats(), time.monotonic)
+
+
+def stored(value: str) -> Fallback:
+    async def fallback() -> Answer[Any] | None:
+        return Answer(value, Layer.STORE, stamp_ms() - 1_000)
+
+    return fallback
+
+
+async def test_a_rejected_request_does_not_make_the_exchange_count_as_down() -> None:
+    """A 4xx answer is about one request: the next key still goes to the exchange, it is not
+    answered from the store as if the exchange were down."""
+    read = layers()
+
+    async def rejected() -> Answer[Any]:
+        raise UpstreamRejected("bad parameter", status=400, code=-1100)
+
+    async def fresh() -> Answer[Any]:
+        return Answer("fresh", Layer.UPSTREAM, stamp_ms())
+
+    with pytest.raises(UpstreamRejected):
+        await read.read("ticker", "t|AAAUSDT", 1.5, rejected)
+    answer = await read.read("ticker", "t|BBBUSDT", 1.5, fresh, stored("old"))
+    assert (answer.value, answer.stale) == ("fresh", False)
+
+
+async def test_an_exchange_that_is_down_is_not_waited_on_for_the_next_key() -> None:
+    """Once a fetch found the exchange down, a key the store holds is answered from it at once
+    (stale) and one refresh goes in the background; when that refresh succeeds, the exchange
+    counts as up again."""
+    read = layers()
+    sent: list[str] = []
+
+    async def down() -> Answer[Any]:
+        sent.append("down")
+        raise UpstreamUnavailable("refused", status=None)
+
+    async def up() -> Answer[Any]:
+        sent.append("up")
+        return Answer("fresh", Layer.UPSTREAM, stamp_ms())
+
+    with pytest.raises(UpstreamUnavailable):
+        await read.read("ticker", "t|AAAUSDT", 1.5, down)
+    answer = await read.read("ticker", "t|BBBUSDT", 1.5, up, stored("old"))
+    assert (answer.value, answer.layer, answer.stale) == ("old", Layer.STORE, True)
+    await read.idle()  # the one background refresh
+    assert sent == ["down", "up"]
+    again = await read.read("ticker", "t|CCCUSDT", 1.5, up, stored("old"))
+    assert (again.value, again.stale) == ("fresh", False)

@@ -67,6 +67,9 @@ class ControlWatch:
         self.errors = 0
         self.last_error: str | None = None
         self._own: set[int] = set()
+        # A refresh owed for entries already passed (it failed, or the watch started without
+        # knowing where the log stood): retried at every poll until it succeeds.
+        self._refresh_due = False
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -93,10 +96,10 @@ class ControlWatch:
         """Apply the entries written since the last poll; how many concerned this venue."""
         self.polls += 1
         if self.last_id is None:
+            # What was written before we knew where the log stood is read by one refresh.
             self.last_id = await self.control.head()
-            return 0
+            self._refresh_due = True
         applied = 0
-        refresh = False
         while True:
             changes = await self.control.changes_after(self.last_id, limit=_BATCH)
             for change in changes:
@@ -115,7 +118,7 @@ class ControlWatch:
                         dropped,
                     )
                 else:
-                    refresh = True
+                    self._refresh_due = True
                     log.info(
                         "%s of %s changed by %s (%s -> %s): applying",
                         change.field,
@@ -126,9 +129,10 @@ class ControlWatch:
                     )
             if len(changes) < _BATCH:
                 break
-        if refresh:
-            await self.refresh()
         self.applied += applied
+        if self._refresh_due:
+            await self.refresh()
+            self._refresh_due = False
         return applied
 
     async def _run(self) -> None:

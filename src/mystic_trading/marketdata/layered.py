@@ -29,7 +29,14 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from mystic_trading.config import CacheSettings
-from mystic_trading.errors import MysticError, ThrottleError, UpstreamError
+from mystic_trading.errors import (
+    Banned,
+    MysticError,
+    RateLimited,
+    ThrottleError,
+    UpstreamError,
+    UpstreamUnavailable,
+)
 from mystic_trading.marketdata.answer import Answer, Layer
 from mystic_trading.marketdata.codec import estimate_size
 from mystic_trading.marketdata.memory import MemoryCache, MemoryEntry
@@ -42,6 +49,9 @@ __all__ = ["FAILURES", "Fallback", "Fetch", "Layers"]
 log = logging.getLogger(__name__)
 
 FAILURES = (UpstreamError, ThrottleError)
+# The failures that say the exchange is down or holding us back (a rejected or malformed
+# answer is about one request, not the exchange).
+DOWN = (UpstreamUnavailable, RateLimited, Banned, ThrottleError)
 Fetch = Callable[[], Awaitable[Answer[Any]]]
 Fallback = Callable[[], Awaitable[Answer[Any] | None]]
 TtlOf = Callable[[Answer[Any]], float]
@@ -208,7 +218,7 @@ class Layers:
     ) -> Answer[Any]:
         try:
             answer = await fetch()
-        except FAILURES:
+        except DOWN:
             self.failing = True
             raise
         self.failing = False
