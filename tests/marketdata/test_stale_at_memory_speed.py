@@ -24,6 +24,7 @@ from mystic_trading.marketdata.stats import MarketDataStats
 from mystic_trading.sandbox import SandboxServer
 from mystic_trading.store import Store
 
+from .conftest import refusing
 from .test_outage_candles import Local, Process, exchange, market, store
 
 __all__ = ["exchange", "market", "store"]  # the fixtures, shared with the outage tests
@@ -151,3 +152,28 @@ async def test_an_exchange_that_is_down_is_not_waited_on_for_the_next_key() -> N
     assert sent == ["down", "up"]
     again = await read.read("ticker", "t|CCCUSDT", 1.5, up, stored("old"))
     assert (again.value, again.stale) == ("fresh", False)
+
+
+@pytest.mark.parametrize("mode", ["refuse", "503"])
+async def test_an_outage_does_not_hold_callers_that_have_a_value(
+    exchange: SandboxServer, store: Store, mode: str
+) -> None:
+    local = Local()
+    proc = Process(exchange, store, local, SETTINGS)
+    try:
+        for symbol in SYMBOLS:
+            await proc.md.ticker(symbol)
+        exchange.start_outage(600, mode)  # type: ignore[arg-type]
+        if mode == "refuse":
+            await refusing(exchange.port)
+        local.ms += 10_000  # past freshness and the stale-while-revalidate window
+        first = await asyncio.wait_for(proc.md.ticker(SYMBOLS[0]), 20)
+        assert (first.stale, first.layer) == (True, Layer.MEMORY)
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(proc.md.ticker(s) for _ in range(8) for s in SYMBOLS)), 20
+        )
+        assert [(a.stale, a.layer) for a in answers] == [(True, Layer.MEMORY)] * 40
+        assert proc.md.layers.failing
+    finally:
+        exchange.reset()
+        await proc.aclose()
