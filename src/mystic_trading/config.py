@@ -34,6 +34,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mystic_trading._alert_settings import AlertSettings
+from mystic_trading._optimize_settings import OptimizeSettings
 from mystic_trading._thresholds import HealthThresholds
 from mystic_trading.errors import ConfigError
 
@@ -195,6 +197,10 @@ class MonitorSettings(_Section):
     interval_s: Positive = 30.0
     # Each check's warning and critical thresholds (mystic_trading/_thresholds.py).
     health: HealthThresholds = Field(default_factory=HealthThresholds)
+    # Alert rules over the health checks, and the webhook (mystic_trading/_alert_settings.py).
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    # What optimize may apply, cooldown and rollback (mystic_trading/_optimize_settings.py).
+    optimize: OptimizeSettings = Field(default_factory=OptimizeSettings)
 
 
 class ApiSettings(_Section):
