@@ -209,6 +209,15 @@ class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
     admin_token: SecretStr | None = None
+    # Requests served at once; one more gets 503 with Retry-After at once rather than a
+    # queue that grows behind a slow exchange.
+    max_in_flight: PositiveInt = 256
+    # Market data are bodiless GETs; admin POSTs are small.
+    max_body_bytes: Annotated[int, Field(ge=0)] = 64 * 1024
+    # Browsers send 1-2 KiB of headers; nginx's default buffer is 8 KiB, Node's limit 16 KiB.
+    max_header_bytes: PositiveInt = 16 * 1024
+    # The longest real query is ticker/24hr symbols=[...] of a few hundred symbols.
+    max_query_bytes: PositiveInt = 16 * 1024
 
 
 class Settings(BaseSettings):

@@ -1,0 +1,103 @@
+"""Protection at the door: request size limits and a bound on requests in flight.
+
+- A body: Binance's public market data are GETs without one, so a request announcing more
+  than ``max_body_bytes`` (or a chunked body, whose size is not announced) is refused with
+  413 before anything reads it.
+- Headers over ``max_header_bytes`` in all: 431; a query string over ``max_query_bytes``:
+  414. (uvicorn's httptools parser has no header limit of its own to set; h11's
+  ``h11_max_incomplete_event_size`` applies only under ``--http h11``.)
+- At most ``max_in_flight`` requests are served at once; one more is answered at once with
+  503, ``Retry-After: 1`` and Binance's -1008 "server busy" body, instead of queueing
+  without bound behind a slow exchange. ``/livez`` and ``/metrics`` are not counted, so a
+  busy process is not killed for being busy and can still be watched.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mystic_trading.api._encode import error_body
+from mystic_trading.api._metrics import Metrics
+
+__all__ = ["Guard"]
+
+_SHED_BODY = error_body(
+    -1008,
+    "Server is currently overloaded with other requests. Please try again in a few minutes.",
+)
+EXEMPT = frozenset({"/livez", "/metrics"})
+
+
+async def _refuse(send: Send, status: int, body: bytes, retry_after: int | None = None) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Guard:
+    """Size limits and the in-flight bound, as a pure ASGI middleware."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        max_in_flight: int,
+        max_body_bytes: int,
+        max_header_bytes: int,
+        max_query_bytes: int,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_in_flight = max_in_flight
+        self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
+        self.max_query_bytes = max_query_bytes
+        self.in_flight = 0
+        metrics.in_flight.set_function(lambda: self.in_flight)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = self._too_large(scope)
+        if refusal is not None:
+            self.metrics.refused_size.inc()
+            await _refuse(send, refusal[0], error_body(-1000, refusal[1]))
+            return
+        if scope["path"] in EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            self.metrics.shed.inc()
+            await _refuse(send, 503, _SHED_BODY, retry_after=1)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    def _too_large(self, scope: Scope) -> tuple[int, str] | None:
+        if len(scope.get("query_string", b"")) > self.max_query_bytes:
+            return 414, f"The query string is longer than {self.max_query_bytes} bytes."
+        size = 0
+        for name, value in scope["headers"]:
+            size += len(name) + len(value) + 4  # ": " and CRLF
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    return 400, "Content-Length is not a number."
+                if length > self.max_body_bytes:
+                    return 413, f"The request body is larger than {self.max_body_bytes} bytes."
+            elif name == b"transfer-encoding":
+                return 413, "A request body of unannounced length (chunked) is not accepted."
+        if size > self.max_header_bytes:
+            return 431, f"The request headers are larger than {self.max_header_bytes} bytes."
+        return None
