@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from mystic_trading.cli import status_cmd
 from mystic_trading.config import StoreSettings
 from mystic_trading.monitor import HeartbeatPublisher
 from mystic_trading.store import open_store
@@ -190,3 +192,48 @@ def test_status_shows_a_ban_in_redis_as_a_utc_time(run: Run, redis_url: str) -> 
         assert "ban      until " in text.stdout and "Redis reachable" in text.stdout
     finally:
         asyncio.run(ban(clear=True))
+
+
+def test_status_text_shows_health_checks_worst_first(capsys: pytest.CaptureFixture[str]) -> None:
+    """With `health` in the status data, the text output lists every check, critical and
+    warning ones before ok ones, with value, unit, process and reason (brackets in a reason
+    shown as written, not taken for markup)."""
+    data = {
+        "overall": "critical",
+        "checks": [
+            {"name": "store", "status": "ok", "value": 1.25, "unit": "ms", "reason": "fine",
+             "process": None},
+            {"name": "loop_lag", "status": "warning", "value": 120.0, "unit": "ms",
+             "reason": "p99 [120 ms] above 100 ms", "process": "0123456789abcdef"},
+            {"name": "upstream", "status": "critical", "value": 41.5, "unit": "%",
+             "reason": "41.5 % of answers failed", "process": None},
+        ],
+    }  # fmt: skip
+    status_cmd._print_health(data)
+    out = capsys.readouterr().out
+    assert "health: critical" in out
+    rows = [line for line in out.splitlines() if line.split()[:1] in (["store"], ["loop_lag"],
+            ["upstream"])]  # fmt: skip
+    assert [row.split()[0] for row in rows] == ["upstream", "loop_lag", "store"]
+    assert "41.5 %" in rows[0] and "deployment" in rows[0]
+    assert "120 ms" in rows[1] and "01234567" in rows[1] and "[120 ms]" in rows[1]
+
+
+def test_status_text_says_when_no_check_has_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """No process alive, no round: the health line says so instead of an empty table."""
+    status_cmd._print_health({"overall": "ok", "checks": []})
+    assert "no check has run" in capsys.readouterr().out
+
+
+def test_the_command_line_imports_only_what_status_needs() -> None:
+    """Importing the CLI (which every `mystic` invocation does) loads neither the sandbox
+    server, the market-data facade, pandas nor the health checker: `mystic status` must
+    answer within 1 s, start-up included, so command modules import those inside commands."""
+    code = (
+        "import sys, mystic_trading.cli; "
+        "heavy = ['mystic_trading.sandbox', 'mystic_trading.marketdata.facade', 'pandas', "
+        "'uvicorn', 'mystic_trading.monitor._health']; "
+        "loaded = [m for m in heavy if m in sys.modules]; "
+        "assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

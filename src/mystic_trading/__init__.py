@@ -4,6 +4,7 @@ Import what you need from here; the submodules are implementation. Importing thi
 creates nothing: no connections, no threads, no settings read.
 """
 
+from mystic_trading._lazy import lazy_exports
 from mystic_trading.config import Settings, load_settings
 from mystic_trading.errors import (
     Banned,
@@ -40,13 +41,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mystic_trading' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

@@ -32,6 +32,14 @@ The defaults and why:
 - free disk for a SQLite store 1,024 / 200 MiB.
 - processes lost (gone without closing, still kept) 0 / 2 (more than): one lost is a
   warning, three are critical.
+- 429 answers since the last round 0 / 2 (more than): the throttler never sends past the
+  exchange's budget, so one 429 means someone else spends it (other clients behind the same
+  IP) or the exchange cut it; several in one round mean we are not backing off enough, and
+  Binance bans an IP that keeps going after 429s ("Repeatedly violating rate limits and/or
+  failing to back off after receiving 429s will result in an automated IP ban", Binance
+  spot API, "LIMITS").
+
+:data:`CHECK_NAMES` is every check a round can give, which alert rules are named after.
 """
 
 from __future__ import annotations
@@ -40,7 +48,35 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-__all__ = ["HealthThresholds"]
+__all__ = ["CHECK_NAMES", "HealthThresholds"]
+
+# Every check a health round can give (``monitor/_checks.py`` and ``_health.py``), in the
+# order a round gives them; alert rules (``monitor.alerts.rules``) are named after them.
+CHECK_NAMES: tuple[str, ...] = (
+    "figures",
+    "upstream_success",
+    "upstream_latency",
+    "rate_limited",
+    "ban",
+    "pause",
+    "clock_offset",
+    "clock_error",
+    "throttle_utilisation",
+    "queue_wait",
+    "cache_hit_memory",
+    "cache_hit_redis",
+    "cache_hit_store",
+    "cache_evictions",
+    "candle_backlog",
+    "store_round_trip",
+    "store_pool",
+    "disk_free",
+    "redis",
+    "processes",
+    "heartbeat",
+    "loop_lag",
+    "memory",
+)
 
 Threshold = Annotated[float, Field(ge=0)]
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -61,6 +97,7 @@ _HIGHER_IS_WORSE = (
     ("loop_lag_warning_ms", "loop_lag_critical_ms"),
     ("memory_warning_mib", "memory_critical_mib"),
     ("processes_lost_warning", "processes_lost_critical"),
+    ("rate_limited_warning", "rate_limited_critical"),
 )
 # ... and where a lower value is worse.
 _LOWER_IS_WORSE = (
@@ -112,6 +149,8 @@ class HealthThresholds(BaseModel):
     disk_free_critical_mib: Threshold = 200.0
     processes_lost_warning: Threshold = 0.0
     processes_lost_critical: Threshold = 2.0
+    rate_limited_warning: Threshold = 0.0
+    rate_limited_critical: Threshold = 2.0
     # Rates (success, hit rate) are judged only over at least this many requests in the
     # round's interval: three failures of the first four calls say little.
     min_requests: Annotated[int, Field(ge=1)] = 20

@@ -50,6 +50,7 @@ __all__ = [
     "default_database_url",
     "load_settings",
     "mask_url",
+    "mask_webhook",
 ]
 
 ENV_PREFIX = "MYSTIC_"
@@ -378,6 +379,20 @@ def _did_you_mean(path: tuple[str, ...]) -> str:
     return f"; did you mean {close[0]} ({_env_name(candidates[close[0]])})?"
 
 
+def mask_webhook(url: str) -> str:
+    """``url`` without what may be a secret: ``https://hooks.example.com/***``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparsable URL>"
+    if ":" in host:
+        host = f"[{host}]"
+    tail = "/***" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{host}{port}{tail}"
+
+
 def _config_error(exc: ValidationError, path: Path | None) -> ConfigError:
     lines = []
     first_setting = ""
@@ -389,6 +404,8 @@ def _config_error(exc: ValidationError, path: Path | None) -> ConfigError:
         value = err.get("input")
         if isinstance(value, SecretStr) or any(s in setting for s in ("token", "redis_url")):
             value = "***"
+        elif setting.endswith("webhook_url") and isinstance(value, str):
+            value = mask_webhook(value)  # a webhook's path or query is often its secret
         elif setting.endswith("url") and isinstance(value, str):
             value = mask_url(value)
         accepted = _accepted(err, tuple(loc))

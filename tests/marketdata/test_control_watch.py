@@ -17,14 +17,15 @@ from collections.abc import Callable
 
 import pytest
 
-from mystic_trading.errors import Banned
+from mystic_trading.errors import Banned, ConfigError
 from mystic_trading.marketdata.answer import Layer
 from mystic_trading.marketdata.control_watch import ControlWatch
 from mystic_trading.marketdata.facade import MarketData
 from mystic_trading.sandbox import SandboxServer
+from mystic_trading.store import ControlChange, ControlRepository
 
 from ..conftest import MysticCli
-from .conftest import OpenMd
+from .conftest import Moved, OpenMd
 
 
 def cli_env(exchange: SandboxServer, store_url: str) -> dict[str, str]:
@@ -178,3 +179,104 @@ async def test_a_refresh_that_fails_is_owed_until_it_succeeds(open_md: OpenMd) -
         assert await watch.poll() == 0  # nothing new in the log, but the refresh is owed
         assert md.throttler.level.value == "aggressive"
         assert len(calls) == 3
+
+
+async def _read_coverage(md: MarketData, *symbols: str) -> None:
+    """Store reads of each symbol's 1m coverage, which the store's query cache keeps."""
+    for symbol in symbols:
+        await md.store.candles.coverage(md.throttler.provider, symbol, "1m")
+
+
+async def _cached(md: MarketData, symbol: str) -> bool:
+    """Whether the store's query cache answers a read of ``symbol``'s coverage (a hit)."""
+    before = md.store.cache.stats()["hits"]
+    await _read_coverage(md, symbol)
+    return bool(md.store.cache.stats()["hits"] > before)
+
+
+async def test_a_clear_reaches_only_the_layers_it_names(open_md: OpenMd) -> None:
+    """A memory-only clear drops memory entries in the other process and keeps its query
+    cache; a query-cache-only clear then drops that symbol's query-cache entries and keeps
+    memory. The audit entry names the layers and the symbol."""
+    clock = Moved()  # memory entries never expire by time in this test
+    async with open_md(clock=clock) as one, open_md(clock=clock) as two:
+        await by_hand(one, two)
+        await two.ticker("BTCUSDT")
+        await two.ticker("ETHUSDT")
+        await _read_coverage(two, "BTCUSDT", "ETHUSDT")
+        assert await _cached(two, "BTCUSDT") and await _cached(two, "ETHUSDT")
+
+        done = await one.clear("BTCUSDT", memory=True, redis=False, query_cache=False)
+        assert await two.control.poll() == 1
+        assert (await two.ticker("BTCUSDT")).layer is Layer.UPSTREAM
+        assert await _cached(two, "BTCUSDT"), "a memory clear left the query cache alone"
+        entry = (await one.store.control.audit(one.throttler.provider, limit=1))[0]
+        assert (entry.id, entry.field, entry.to_value) == (
+            done["audit_id"],
+            "cache_clear:memory",
+            "BTCUSDT",
+        )
+
+        await one.clear("BTC/USDT", memory=False, redis=False, query_cache=True, reason="r")
+        assert await two.control.poll() == 1
+        assert not await _cached(two, "BTCUSDT"), "the query-cache clear did not reach it"
+        assert await _cached(two, "ETHUSDT"), "only BTCUSDT's query-cache entries go"
+        assert (await two.ticker("BTCUSDT")).layer is Layer.MEMORY, "memory was kept"
+        entry = (await one.store.control.audit(one.throttler.provider, limit=1))[0]
+        assert (entry.field, entry.to_value) == ("cache_clear:query_cache", "BTCUSDT")
+
+
+async def test_a_clear_of_every_symbol_and_layer_is_the_entry_older_processes_wrote(
+    open_md: OpenMd,
+) -> None:
+    """An entry with no layers named (``cache_clear``, as every clear was written before
+    layers could be chosen) clears memory and the query cache of every symbol; the clearing
+    process clears its own at once and skips its entry."""
+    clock = Moved()
+    async with open_md(clock=clock) as one, open_md(clock=clock) as two:
+        await by_hand(one, two)
+        for md in (one, two):
+            await md.ticker("BTCUSDT")
+            await _read_coverage(md, "BTCUSDT", "ETHUSDT")
+        # Written as before layers were named: field "cache_clear", every symbol "*".
+        await one.store.control.note_clear(two.throttler.provider, None, actor="old")
+        entry = (await one.store.control.audit(one.throttler.provider, limit=1))[0]
+        assert (entry.field, entry.to_value) == ("cache_clear", "*")
+        assert await two.control.poll() == 1
+        assert (await two.ticker("BTCUSDT")).layer is Layer.UPSTREAM
+        assert not await _cached(two, "BTCUSDT") and not await _cached(two, "ETHUSDT")
+
+        done = await one.clear()
+        assert done["memory"] >= 1 and done["query_cache"] >= 2
+        assert not await _cached(one, "ETHUSDT")
+        assert await one.control.poll() == 1  # the old-style entry; its own is skipped
+        entry = (await one.store.control.audit(one.throttler.provider, limit=1))[0]
+        assert (entry.field, entry.to_value) == ("cache_clear", "*")
+
+
+async def test_a_clear_naming_no_layer_is_refused_and_writes_nothing(md: MarketData) -> None:
+    """md.clear with every layer switched off is a ConfigError naming the layers, and
+    nothing is written; an unknown layer for the log is a ValueError naming it."""
+    head = await md.store.control.head()
+    with pytest.raises(ConfigError, match="memory, redis and query_cache"):
+        await md.clear(memory=False, redis=False, query_cache=False)
+    with pytest.raises(ValueError, match="disk"):
+        await md.store.control.note_clear("v", None, actor="x", layers=["memory", "disk"])
+    assert await md.store.control.head() == head
+
+
+def test_what_a_cache_clear_entry_names() -> None:
+    """Reading an entry back: a bare ``cache_clear`` is every layer, a suffix names some,
+    ``*`` is every symbol, and any other entry is no clear."""
+
+    def entry(field: str, to: str | None) -> ControlChange:
+        return ControlChange(1, "v", field, "ops", 0, None, to, "")
+
+    every = frozenset(ControlRepository.CACHE_LAYERS)
+    assert ControlRepository.cache_clear_of(entry("cache_clear", "*")) == (None, every)
+    assert ControlRepository.cache_clear_of(entry("cache_clear", "BTCUSDT")) == ("BTCUSDT", every)
+    assert ControlRepository.cache_clear_of(entry("cache_clear:memory+query_cache", "*")) == (
+        None,
+        frozenset({"memory", "query_cache"}),
+    )
+    assert ControlRepository.cache_clear_of(entry("level", "conservative")) is None

@@ -356,3 +356,48 @@ async def test_redis_unreachable_reads_the_store_alone(
         assert data["heartbeats"]["read_from"] == ["store"]
         assert [x["id"] for x in data["processes"]] == [p.process_id]
         assert (await controller.increase(actor="ops"))["changed"] is True
+
+
+def health(overall: str, **checks: tuple[str, float, str]) -> dict[str, Any]:
+    return {
+        "overall": overall,
+        "at": 0,
+        "checks": {
+            name: {"status": status, "value": value, "unit": "ms", "reason": reason}
+            for name, (status, value, reason) in checks.items()
+        },
+    }
+
+
+async def test_status_health_is_the_worst_per_check_and_counts_recommendations(
+    store_url: str, store: Store, wall: FakeClock, mono: FakeClock
+) -> None:
+    """Two processes report their health: status shows each check at its worst over them,
+    with that process's value and reason, overall the worst of all; unknown when no process
+    reports; the recommendations their figures support are counted."""
+    async with Controller.open(settings(store_url), clock=wall) as controller:
+        empty = await controller.status()
+        assert empty["health"] == {"overall": "unknown", "checks": []}
+        assert empty["recommendations"] == 0
+
+        a = publisher(store, mono, busy(10, 1.0))
+        b = publisher(store, mono, busy(10, 1.0))
+        # What a HealthChecker given the publisher sets: its last round in brief.
+        a.health = lambda: health(
+            "warning", store=("ok", 2.0, "fast"), redis=("warning", 30.0, "slow")
+        )
+        b.health = lambda: health("critical", store=("critical", 900.0, "queueing"))
+        await a.beat_once()
+        await b.beat_once()
+        data = await controller.status()
+        assert data["health"]["overall"] == "critical"
+        checks = {c["name"]: c for c in data["health"]["checks"]}
+        assert (checks["store"]["status"], checks["store"]["value"]) == ("critical", 900.0)
+        assert checks["store"]["process"] == b.process_id and checks["store"]["processes"] == 2
+        assert (checks["redis"]["status"], checks["redis"]["reason"]) == ("warning", "slow")
+        # busy() reports a 429 in each (a step down), and both run on this host with no
+        # Redis, each metering the whole budget alone (enable Redis).
+        assert data["recommendations"] == 2
+        found = await controller.recommendations()
+        assert [r["rule"] for r in found["recommendations"]] == ["lower_level", "enable_redis"]
+        json.dumps(data)

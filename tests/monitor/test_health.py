@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from mystic_trading._thresholds import CHECK_NAMES
 from mystic_trading.monitor import (
     HealthChecker,
     HealthThresholds,
@@ -85,9 +86,10 @@ async def test_a_healthy_process_is_ok_everywhere(
         "upstream_success", "upstream_latency", "ban", "pause", "clock_offset", "clock_error",
         "throttle_utilisation", "queue_wait", "cache_hit_memory", "cache_hit_redis",
         "cache_hit_store", "cache_evictions", "candle_backlog", "store_round_trip",
-        "store_pool", "loop_lag", "memory",
+        "store_pool", "loop_lag", "memory", "rate_limited",
     }  # fmt: skip
     assert expected <= set(names) and len(names) == len(set(names))
+    assert set(names) <= set(CHECK_NAMES)  # alert rules are named after these
     assert ("disk_free" in names) == (store.backend == "sqlite")
     for check in report.checks:
         assert check.reason and "\n" not in check.reason
@@ -147,6 +149,10 @@ TWO_ROUNDS = [
     ("cache_hit_memory", {"requests": 1100, "hits": {"memory": 960}}, "ok"),
     ("cache_hit_memory", {"requests": 1100, "hits": {"memory": 930}}, "warning"),
     ("cache_hit_memory", {"requests": 1100, "hits": {"memory": 905}}, "critical"),
+    # 429 answers since the last round: none, one (someone else spends the budget), three
+    ("rate_limited", {"n429": 0}, "ok"),
+    ("rate_limited", {"n429": 1}, "warning"),
+    ("rate_limited", {"n429": 3, "n418": 1}, "critical"),
     # evictions over the 10 s between rounds: 10/s, 100/s, 1,000/s
     ("cache_evictions", {"memory_evictions": 100}, "ok"),
     ("cache_evictions", {"memory_evictions": 1000}, "warning"),
@@ -168,8 +174,11 @@ async def test_counter_checks_judge_the_interval_since_the_last_round(
     figures.grow(**changes)
     check = (await checker.run()).check(name)
     assert check is not None and check.status == status, check
-    if "n429" in changes:
+    if name == "upstream_success" and "n429" in changes:
         assert "4 × 429" in check.reason
+    if name == "rate_limited":
+        assert check.value == changes["n429"]
+        assert ("1 × 418" in check.reason) == ("n418" in changes)
     if "too few" in check.reason:
         assert status == "ok"
 
@@ -331,6 +340,30 @@ async def test_own_heartbeat(store: Store, wall: FakeClock, mono: FakeClock) -> 
         mono.advance(advance)
         check = (await checker.run()).check("heartbeat")
         assert check is not None and check.status == status, check
+
+
+async def test_heartbeats_carry_the_last_round_in_brief(
+    store: Store, wall: FakeClock, mono: FakeClock
+) -> None:
+    """A publisher watched by a checker beats `health`: None before the first round, then
+    the round's overall status, time and each check's status, value, unit and reason."""
+    publisher = HeartbeatPublisher(store, dict, venue="v", monotonic=mono)
+    checker = make_checker(store, Figures(queue_wait_p95_ms=300.0), wall, mono, publisher=publisher)
+    before = await publisher.beat_once()
+    assert before is not None and before.figures["health"] is None
+    report = await checker.run()
+    kept = await publisher.beat_once()
+    assert kept is not None
+    health = kept.figures["health"]
+    assert health["overall"] == report.overall == "warning" and health["at"] == report.at
+    assert set(health["checks"]) == {c.name for c in report.checks}
+    queue = report.check("queue_wait")
+    assert queue is not None
+    assert health["checks"]["queue_wait"] == {
+        "status": "warning", "value": queue.value, "unit": "ms", "reason": queue.reason
+    }  # fmt: skip
+    [read] = await store.heartbeats.recent(0)
+    assert read.figures["health"] == health  # as another process reads it
 
 
 @pytest.mark.redis

@@ -15,6 +15,7 @@ def test_defaults_are_valid_and_ordered() -> None:
     assert t.upstream_success_warning_pct > t.upstream_success_critical_pct
     assert t.disk_free_warning_mib > t.disk_free_critical_mib
     assert t.loop_lag_warning_ms == 100.0
+    assert t.rate_limited_warning == 0.0 < t.rate_limited_critical
 
 
 BAD = [
@@ -30,6 +31,8 @@ BAD = [
     ({"memory_hit_rate_warning_pct": 150.0}, "memory_hit_rate_warning_pct",
      "less than or equal to 100"),
     ({"min_requests": 0}, "min_requests", "greater than or equal to 1"),
+    ({"rate_limited_warning": 5.0, "rate_limited_critical": 1.0}, "rate_limited_critical",
+     "below rate_limited_warning"),
     ({"loop_lag_warn_ms": 1.0}, "loop_lag_warn_ms", "Extra inputs are not permitted"),
 ]  # fmt: skip
 

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from mystic_trading.cli import config_cmd, db_cmd, throttle_cmd
 from mystic_trading.config import Settings, load_settings
 from mystic_trading.errors import ConfigError, MysticError
 
@@ -33,9 +32,6 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(db_cmd.app, name="db")
-app.add_typer(throttle_cmd.app, name="throttle")
 
 
 class State:
@@ -115,8 +111,27 @@ def _root(
 
 
 def _register() -> None:
-    # Imported here so each command module can import `State` from this one.
-    from mystic_trading.cli import control_cmd, demo_cmd, market_cmd, sandbox_cmd, status_cmd
+    # Imported here so each command module can import `State` from this one. Typer builds
+    # every command when the app runs, so each module is imported by every invocation:
+    # keep their top level light (drivers, the sandbox, the facade imported inside the
+    # command), since `mystic status` must answer within 1 s, start-up included.
+    from mystic_trading.cli import (
+        config_cmd,
+        control_cmd,
+        db_cmd,
+        demo_cmd,
+        market_cmd,
+        monitor_cmd,
+        optimize_cmd,
+        sandbox_cmd,
+        serve_cmd,
+        status_cmd,
+        throttle_cmd,
+    )
+
+    app.add_typer(config_cmd.app, name="config")
+    app.add_typer(db_cmd.app, name="db")
+    app.add_typer(throttle_cmd.app, name="throttle")
 
     app.command("demo")(demo_cmd.demo)
     app.command("ticker")(market_cmd.ticker)
@@ -127,6 +142,10 @@ def _register() -> None:
     app.command("status")(status_cmd.status)
     app.command("increase")(status_cmd.increase)
     app.command("decrease")(status_cmd.decrease)
+    app.command("optimize")(optimize_cmd.optimize)
+    app.command("recommendations")(optimize_cmd.recommendations)
+    app.command("monitor")(monitor_cmd.monitor)
+    app.command("serve")(serve_cmd.serve)
 
 
 _register()

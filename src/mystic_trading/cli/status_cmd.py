@@ -21,6 +21,7 @@ import typer
 from pydantic import ValidationError
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mystic_trading.config import ProviderSettings, Settings
@@ -163,6 +164,8 @@ def _print_status(data: dict[str, Any]) -> None:
     grid.add_row("ban", ban_text)
     console.print(grid)
     _print_processes(data)
+    if "health" in data:
+        _print_health(data["health"])
     _print_alerts(data["alerts"])
     _print_audit(data["audit"])
 
@@ -230,6 +233,55 @@ def _print_processes(data: dict[str, Any]) -> None:
         console.print(f"also alive: {count} process(es) of venue {venue} (--venue {venue})")
 
 
+_STATUS_STYLE = {"ok": "green", "warning": "yellow", "critical": "red"}
+_STATUS_ORDER = {"critical": 0, "warning": 1, "ok": 2}
+
+
+def _value(value: Any, unit: str | None) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "-"
+    text = f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:.3g}"
+    return f"{text} {unit}".rstrip() if unit else text
+
+
+def _print_health(health: dict[str, Any]) -> None:
+    """Every check, the worst first (a stable sort keeps the checker's order within a
+    status), so what needs attention is on top however long the list."""
+    overall = health.get("overall") or "ok"
+    checks = sorted(health.get("checks") or [], key=lambda c: _STATUS_ORDER.get(c["status"], 3))
+    title = f"health: [{_STATUS_STYLE.get(overall, 'bold')}]{overall}[/]"
+    if not checks:
+        console.print(f"\n{title} (no check has run: no process alive)")
+        return
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    for header, justify in (
+        ("check", "left"),
+        ("status", "left"),
+        ("value", "right"),
+        ("process", "left"),
+        ("reason", "left"),
+    ):
+        table.add_column(header, justify=justify, no_wrap=header != "reason")  # type: ignore[arg-type]
+    for c in checks:
+        style = _STATUS_STYLE.get(c["status"], "bold")
+        process = c.get("process")
+        table.add_row(
+            c["name"],
+            f"[{style}]{c['status']}[/]",
+            _value(c.get("value"), c.get("unit")),
+            process[:8] if process else "deployment",
+            escape(c.get("reason") or ""),
+        )
+    console.print()
+    console.print(table)
+
+
 def _print_alerts(alerts: list[dict[str, Any]]) -> None:
     if not alerts:
         console.print("\nopen alerts: none")
@@ -245,7 +297,7 @@ def _print_alerts(alerts: list[dict[str, Any]]) -> None:
             a["rule"],
             f"{a['value']:g}",
             f"{a['threshold']:g}",
-            a["message"],
+            escape(a["message"]),
         )
     console.print()
     console.print(table)
@@ -265,7 +317,7 @@ def _print_audit(audit: list[dict[str, Any]]) -> None:
             _audit_value(c["field"], c["from"]),
             _audit_value(c["field"], c["to"]),
             c["actor"],
-            c["reason"],
+            escape(c["reason"] or ""),
         )
     console.print()
     console.print(table)

@@ -13,12 +13,15 @@ from mystic_trading.errors import ConfigError
 from mystic_trading.marketdata.facade import MarketData
 from mystic_trading.marketdata.redis_layer import RedisLayer
 from mystic_trading.monitor import (
+    AlertEngine,
+    Controller,
     HealthChecker,
     HeartbeatPublisher,
     ProcessRegistry,
     RedisHeartbeats,
     heartbeat_figures,
 )
+from mystic_trading.monitor._optimize import AutoOptimizer
 from mystic_trading.providers._clock import ExchangeClock
 from mystic_trading.providers.binance import BinanceProvider
 from mystic_trading.providers.venue import (
@@ -119,6 +122,13 @@ async def assemble(
         await md.control.start()
         if settings.monitor.enabled:
             await _monitor(md, settings, redis_url, stack)
+        else:
+            # No heartbeats: recommendations and optimize read this process's own figures.
+            md.optimizer = AutoOptimizer(
+                Controller(settings, store),
+                venue=lambda: md.provider.venue,
+                process_id=lambda: None,
+            )
         yield md
 
 
@@ -130,9 +140,21 @@ async def _monitor(
     beats = None if redis_url is None else RedisHeartbeats(redis_url)
     if beats is not None:
         stack.push_async_callback(beats.aclose)
+    auto = settings.monitor.optimize.auto
+    publisher: HeartbeatPublisher | None = None
+    optimizer = AutoOptimizer(
+        Controller(settings, md.store, heartbeats=beats),
+        venue=lambda: md.provider.venue,
+        process_id=lambda: None if publisher is None else publisher.process_id,
+    )
+    md.optimizer = optimizer
 
     def figures() -> dict[str, Any]:
-        return heartbeat_figures(md.stats())
+        # Whether this process takes part in auto-optimize travels in its heartbeat: the
+        # leader is the oldest alive process that does (monitor/_optimize.py).
+        found = {**heartbeat_figures(md.stats()), "auto_optimize": auto}
+        optimizer.observe(found)
+        return found
 
     publisher = HeartbeatPublisher(
         md.store,
@@ -140,6 +162,14 @@ async def _monitor(
         venue=lambda: md.provider.venue,
         redis=beats,
         heartbeat_s=settings.monitor.heartbeat_s,
+    )
+    alerts = AlertEngine.from_settings(
+        md.store,
+        settings.monitor.alerts,
+        venue=lambda: md.provider.venue,
+        host=publisher.host,
+        pid=publisher.pid,
+        interval_s=settings.monitor.interval_s,
     )
     checker = HealthChecker(
         md.store,
@@ -150,12 +180,20 @@ async def _monitor(
         publisher=publisher,
         loop_lag=publisher.loop_lag,
         interval_s=settings.monitor.interval_s,
+        alerts=alerts if settings.monitor.alerts.enabled else None,
     )
     md.monitor = checker
+    md.alert_engine = alerts
+    # Closed in reverse: the optimizer, the health rounds, then the alerts they raise (whose
+    # webhook gets webhook_timeout_s to send what is queued), then the heartbeat.
     stack.push_async_callback(publisher.aclose)
+    stack.push_async_callback(alerts.aclose)
     stack.push_async_callback(checker.aclose)
     publisher.start()
     checker.start()
+    if auto:
+        optimizer.start()
+        stack.push_async_callback(optimizer.aclose)
 
 
 async def resolve_venue(settings: Settings, store: Store) -> tuple[str, str | None, bool]:

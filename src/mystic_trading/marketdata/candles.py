@@ -15,6 +15,15 @@ Fills of one series that overlap are serialized, so two overlapping windows aske
 not fetch the same gap twice: the second finds it covered. Fills that do not overlap run side
 by side: a backtest filling last month never holds up the live "last 100 candles" (a
 per-series lock did: 20 s medians under load in bench/marketdata.py).
+
+**Cold history asked piecemeal.** For the ``backfill`` recommendation (monitor/_recommend.py)
+the filler counts the pages of *closed* history it fetched for callers (interactive
+priority; a backfill's own pages are background and not counted), per series, and the pages
+it fetched again although an earlier fetch of exactly that range was complete (final to its
+end: it should have been stored; a lost write, or a store the process does not keep). Many
+callers each paying an upstream page of the same series' past, in their own time and at
+interactive priority, is what one background backfill saves. ``history_stats()`` gives the
+counters (totals since start, the busiest series first).
 """
 
 from __future__ import annotations
@@ -45,6 +54,12 @@ MAX_PENDING_ROWS = 250_000
 # Candles written in one transaction at most (about 0.1 s of SQLite work): a batch holds its
 # windows' claims until it commits.
 MAX_BATCH_ROWS = 20_000
+# Complete history pages remembered to notice one fetched again, and series counted (the
+# least recently fetched are forgotten first), so the counters stay bounded in a process
+# that reads thousands of series; the series with most pages are shown.
+SEEN_PAGES = 4096
+SERIES_COUNTED = 1024
+SERIES_SHOWN = 5
 
 
 def pages(interval: Interval, gaps: Sequence[Range], size: int) -> list[Range]:
@@ -77,6 +92,43 @@ class CandleFiller:
         self._writer: asyncio.Task[None] | None = None
         self._room = asyncio.Event()  # set, and replaced, each time a batch is written
         self._closed = False  # once closing, fills write their own pages
+        # Cold history fetched for callers (see the module docstring).
+        self.history_pages = 0
+        self.refetched_pages = 0
+        self._series_pages: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._complete: collections.OrderedDict[tuple[str, str, int, int], None] = (
+            collections.OrderedDict()
+        )
+
+    def history_stats(self) -> dict[str, object]:
+        """Closed-history pages fetched for callers since start, pages fetched again although
+        complete before, and the series with most pages (``"BTCUSDT 1m"``: pages)."""
+        busiest = sorted(self._series_pages.items(), key=lambda kv: -kv[1])[:SERIES_SHOWN]
+        return {
+            "history_pages": self.history_pages,
+            "refetched_pages": self.refetched_pages,
+            "series": dict(busiest),
+        }
+
+    def _count_history(
+        self, symbol: Symbol, interval: Interval, fetched: list[tuple[Range, bool]]
+    ) -> None:
+        """Count closed-history pages fetched for a caller: ``fetched`` holds each page's
+        range and whether its answer was complete (final to its end)."""
+        series = f"{symbol.exchange} {interval.value}"
+        self.history_pages += len(fetched)
+        self._series_pages[series] = self._series_pages.pop(series, 0) + len(fetched)
+        while len(self._series_pages) > SERIES_COUNTED:
+            self._series_pages.popitem(last=False)
+        for (start, end), complete in fetched:
+            key = (symbol.exchange, interval.value, start, end)
+            if key in self._complete:
+                self.refetched_pages += 1
+                self._complete.move_to_end(key)
+            elif complete:
+                self._complete[key] = None
+                while len(self._complete) > SEEN_PAGES:
+                    self._complete.popitem(last=False)
 
     async def flush(self) -> None:
         """Wait for the pages still being written to the store."""
@@ -204,6 +256,14 @@ class CandleFiller:
                 return_exceptions=True,
             )
             self.pages_fetched += len(todo)
+            if priority is Priority.INTERACTIVE:
+                history = [
+                    ((s, e), not isinstance(r, BaseException) and _complete(r[1], e))
+                    for (s, e), r in zip(todo, results, strict=True)
+                    if e <= open_start
+                ]
+                if history:
+                    self._count_history(sym, iv, history)
             fetched: list[Candle] = []
             saves: list[RangeWrite] = []
             failure: BaseException | None = None
@@ -274,6 +334,11 @@ class _Claim:
     start: int
     end: int
     done: asyncio.Event
+
+
+def _complete(write: RangeWrite | None, end: int) -> bool:
+    """Whether a page's write covers it to its end (so it should never be fetched again)."""
+    return write is not None and write.end >= end
 
 
 def _open_time(candle: Candle) -> int:

@@ -6,8 +6,10 @@ throttle ban clear``, a cache clear. A running process follows that log: about o
 second it reads the entries after the last one it saw (one indexed read, nearly always
 empty), and applies those of its venue: a level or ban entry makes the throttler re-read
 its control state (``Throttler.refresh_control``, which also lifts a cleared ban); a cache
-clear drops the same memory entries here (Redis, shared, was cleared by whoever cleared).
-So a change takes effect in every process of the deployment within two seconds.
+clear clears here the layers it names that live in each process, for its symbol or all:
+memory entries and store query-cache entries (Redis, shared, was cleared by whoever cleared;
+an entry written before layers could be named means every layer). So a change takes effect
+in every process of the deployment within two seconds.
 
 Redis pub/sub was the close alternative. It is not used: the store holds the truth anyway
 (the audit, and what a restarted process reads), the poll works in every deployment,
@@ -24,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from mystic_trading._tasks import stop
-from mystic_trading.store import ControlChange
+from mystic_trading.store import ControlChange, ControlRepository
 
 __all__ = ["POLL_S", "ControlLog", "ControlWatch"]
 
@@ -54,12 +56,17 @@ class ControlWatch:
         venue: Callable[[], str],
         refresh: Callable[[], Awaitable[None]],
         drop: Callable[[str | None], int],
+        drop_queries: Callable[[str | None], int] | None = None,
         interval_s: float = POLL_S,
     ) -> None:
+        """``drop`` and ``drop_queries`` clear this process's memory entries and store
+        query-cache entries of a symbol (exchange form), or all for None; each returns how
+        many went."""
         self.control = control
         self.venue = venue
         self.refresh = refresh
         self.drop = drop
+        self.drop_queries = drop_queries
         self.interval_s = interval_s
         self.last_id: int | None = None
         self.applied = 0
@@ -108,15 +115,9 @@ class ControlWatch:
                     self._own.discard(change.id)
                     continue
                 applied += 1
-                if change.field == "cache_clear":
-                    target = None if change.to_value in (None, "*") else change.to_value
-                    dropped = self.drop(target)
-                    log.info(
-                        "cache clear of %s by %s: %d memory entries dropped",
-                        target or "every symbol",
-                        change.actor,
-                        dropped,
-                    )
+                clear = ControlRepository.cache_clear_of(change)
+                if clear is not None:
+                    self._clear(change, *clear)
                 else:
                     self._refresh_due = True
                     log.info(
@@ -134,6 +135,22 @@ class ControlWatch:
             await self.refresh()
             self._refresh_due = False
         return applied
+
+    def _clear(self, change: ControlChange, target: str | None, layers: frozenset[str]) -> None:
+        dropped = self.drop(target) if "memory" in layers else 0
+        queries = (
+            self.drop_queries(target)
+            if "query_cache" in layers and self.drop_queries is not None
+            else 0
+        )
+        log.info(
+            "cache clear of %s (%s) by %s: %d memory and %d query-cache entries dropped",
+            target or "every symbol",
+            ", ".join(sorted(layers)),
+            change.actor,
+            dropped,
+            queries,
+        )
 
     async def _run(self) -> None:
         while True:

@@ -35,7 +35,15 @@ from mystic_trading.marketdata.window import (
     check_range,
 )
 from mystic_trading.models import Candle, Interval, OrderBook, Symbol, Ticker, iso_from_ms
-from mystic_trading.monitor import HealthChecker, HealthReport
+from mystic_trading.monitor import (
+    AlertEngine,
+    HealthChecker,
+    HealthReport,
+    alert_rows,
+    heartbeat_figures,
+)
+from mystic_trading.monitor._clear import CACHE_LAYERS, cache_key_patterns, exchange_form
+from mystic_trading.monitor._optimize import AutoOptimizer
 from mystic_trading.providers.base import Provider
 from mystic_trading.providers.binance_parse import ExchangeInfo
 from mystic_trading.store import Store
@@ -86,11 +94,16 @@ class MarketData:
         # Follows the store's control log (started by whoever opens MarketData: assembly).
         # This process's health checks (set by assembly when monitor.enabled).
         self.monitor: HealthChecker | None = None
+        # Set by MarketData.open (assembly.py): the alert rules its health rounds feed, and
+        # this process's part in recommendations and optimize.
+        self.alert_engine: AlertEngine | None = None
+        self.optimizer: AutoOptimizer | None = None
         self.control = ControlWatch(
             store.control,
             venue=lambda: self.throttler.provider,
             refresh=self.throttler.refresh_control,
             drop=self._drop,
+            drop_queries=self._drop_queries,
         )
 
     # -- life cycle -------------------------------------------------------------------------
@@ -497,6 +510,7 @@ class MarketData:
         }
         data["redis"] = None if self.redis is None else self.redis.stats()
         data["candle_pages_fetched"] = self.filler.pages_fetched
+        data["candle_history"] = self.filler.history_stats()
         data["candle_writes"] = {
             "pending_rows": self.filler.pending_rows,
             "pending_peak": self.filler.pending_peak,
@@ -512,30 +526,77 @@ class MarketData:
         data["throttle"] = self.throttler.stats()
         data["control"] = self.control.stats()
         data["store"] = self.store.stats()
+        if self.alert_engine is not None:
+            data["alerts"] = self.alert_engine.stats()
         return data
+
+    async def alerts(self, *, open_only: bool = True, limit: int = 100) -> list[dict[str, Any]]:
+        """The deployment's alerts as the store keeps them, newest first (open ones only by
+        default): rule, subject, severity, value and thresholds, opened / escalated /
+        resolved times."""
+        return await alert_rows(self.store, open_only=open_only, limit=limit)
+
+    async def recommendations(self) -> dict[str, Any]:
+        """What to change, with its evidence, from this process's figures and its venue's
+        heartbeats (see monitor/_recommend.py). Needs MarketData.open."""
+        optimizer = self._optimizer()
+        optimizer.observe(heartbeat_figures(self.stats()))
+        return await optimizer.recommendations()
+
+    async def optimize(self, *, dry_run: bool = False, reason: str = "") -> dict[str, Any]:
+        """Apply the safe recommendations: one level step at most, within the bounds of
+        ``monitor.optimize``, not within its cooldown, audited with the evidence; with
+        ``dry_run`` only say what would be done. Needs MarketData.open."""
+        optimizer = self._optimizer()
+        optimizer.observe(heartbeat_figures(self.stats()))
+        return await optimizer.optimize(dry_run=dry_run, actor="md.optimize", reason=reason)
+
+    def _optimizer(self) -> AutoOptimizer:
+        if self.optimizer is None:
+            raise ConfigError(
+                "recommendations and optimize need a MarketData built by MarketData.open",
+                setting="monitor",
+                value=None,
+            )
+        return self.optimizer
 
     async def clear(
         self,
         symbol: str | Symbol | None = None,
         *,
+        memory: bool = True,
         redis: bool = True,
+        query_cache: bool = True,
         actor: str = "operator",
         reason: str = "",
     ) -> dict[str, int]:
-        """Forget cached answers (all, or one symbol's) in memory and Redis, here and, through
-        the audited control log, in every running process of the venue within two seconds;
-        the store's closed candles stay (they never change). Returns the memory entries
-        dropped in this process, the Redis keys deleted, and the audit entry's id."""
-        exchange = None if symbol is None else Symbol.parse(symbol).exchange
-        dropped = self._drop(exchange)
+        """Forget cached answers (all, or one symbol's) in the layers asked: memory and the
+        store's query cache here and, through the audited control log, in every running
+        process of the venue within two seconds; Redis (shared) once, here. The store's
+        closed candles stay (they never change). Returns the memory and query-cache
+        entries dropped in this process, the Redis keys deleted, and the audit entry's id.
+        See ``monitor/_clear.py`` for the same with no MarketData."""
+        asked = {"memory": memory, "redis": redis, "query_cache": query_cache}
+        layers = [layer for layer in CACHE_LAYERS if asked[layer]]
+        if not layers:
+            raise ConfigError(
+                "nothing to clear: ask for at least one of memory, redis and query_cache",
+                setting="layers",
+                value=asked,
+            )
+        exchange = None if symbol is None else exchange_form(symbol)
         deleted = 0
         if redis and self.redis is not None:
-            deleted = await self.redis.clear("*" if exchange is None else f"?|{exchange}*")
+            # Redis first: a process dropping its memory copy must not read the old one back.
+            for pattern in cache_key_patterns(exchange):
+                deleted += await self.redis.clear(pattern)
+        dropped = self._drop(exchange) if memory else 0
+        queries = self._drop_queries(exchange) if query_cache else 0
         entry = await self.store.control.note_clear(
-            self.throttler.provider, exchange, actor=actor, reason=reason
+            self.throttler.provider, exchange, actor=actor, reason=reason, layers=layers
         )
         self.control.mine(entry)
-        return {"memory": dropped, "redis": deleted, "audit_id": entry}
+        return {"memory": dropped, "query_cache": queries, "redis": deleted, "audit_id": entry}
 
     def _drop(self, exchange: str | None) -> int:
         """Drop this process's memory entries of one symbol (exchange name) or of all."""
@@ -547,6 +608,24 @@ class MarketData:
         self.symbols.forget_unknown()
         return dropped
 
+    def _drop_queries(self, exchange: str | None) -> int:
+        """Drop this process's store query-cache entries of one symbol (exchange name) or
+        all: the store's reads of that symbol go to the database again."""
+        cache = self.store.cache
+        if exchange is None:
+            return cache.clear()
+        return cache.clear(lambda key: _query_names(key, exchange))
+
 
 def _key_symbol(key: Hashable) -> str:
     return str(key).split("|", 2)[1] if isinstance(key, str) and "|" in key else ""
+
+
+def _query_names(key: Hashable, exchange: str) -> bool:
+    """Whether a query-cache key (statement, parameters) reads ``exchange``'s rows: the
+    store keeps a symbol as given (``BTC/USDT`` or ``BTCUSDT``), so separators are ignored."""
+    params = key[1] if isinstance(key, tuple) and len(key) == 2 else ()
+    return isinstance(params, tuple) and any(
+        isinstance(p, str) and p.replace("/", "").replace("-", "").replace("_", "") == exchange
+        for p in params
+    )

@@ -71,6 +71,18 @@ class HealthReport:
             "checks": [c.as_dict() for c in self.checks],
         }
 
+    def summary(self) -> dict[str, Any]:
+        """The round in brief, as a heartbeat carries it to other processes: the worst
+        status, when, and each check's status, value, unit and reason by name."""
+        return {
+            "overall": self.overall,
+            "at": self.at,
+            "checks": {
+                c.name: {"status": c.status, "value": c.value, "unit": c.unit, "reason": c.reason}
+                for c in self.checks
+            },
+        }
+
 
 def fmt(value: float) -> str:
     """A figure for a reason line: whole numbers with separators, else 3 significant digits."""
@@ -204,6 +216,19 @@ def figure_checks(
             t.upstream_latency_critical_ms,
             "ms",
             missing="no upstream answer yet",
+        )
+    )
+    # The upstream success rate hides 429s among many answers (3 of 1,000 is 99.7 %), but
+    # each is the exchange saying stop, and a few more are a ban: judged on their own.
+    checks.append(
+        judge(
+            "rate_limited",
+            "429 answers since the last round:",
+            n429,
+            t.rate_limited_warning,
+            t.rate_limited_critical,
+            "",
+            note=f"{fmt(n418)} × 418" if n418 else "",
         )
     )
 

@@ -26,6 +26,17 @@ answer says so (``changed`` False). A ceiling is the throttler's own: ``level_ce
 the safe rate a :class:`Throttler` computes for the venue's budget (the stored exchangeInfo's
 REQUEST_WEIGHT limit, else ``throttle.fallback_weight_per_minute``), so the numbers shown are
 the ones the processes enforce.
+
+**Recommendations and optimize** (``monitor/_recommend.py``, ``monitor/_optimize.py``).
+With no process running, the evidence is the last heartbeat of every process of the venue,
+alive or gone within the registry's hour, each against zero at its start; a caller that kept
+a ring of figures (a process, the auto-optimize leader) passes it and the evidence is the
+difference between its samples. ``optimize`` applies at most one level step, within bounds,
+outside the cooldown, audited with its evidence.
+
+**Health** in ``status`` is the worst of each check over the processes alive, from the
+``health`` each heartbeat carries (``{"overall", "at", "checks": {name: {"status", "value",
+"unit", "reason"}}}``); ``unknown`` when no process alive reports one.
 """
 
 from __future__ import annotations
@@ -42,8 +53,15 @@ from redis.exceptions import AuthenticationError, AuthorizationError
 
 from mystic_trading.config import ProviderSettings, Settings
 from mystic_trading.errors import ConfigError
+from mystic_trading.monitor._optimize import optimize
+from mystic_trading.monitor._recommend import (
+    FigureHistory,
+    ProcessFigures,
+    Sample,
+    recommend,
+)
 from mystic_trading.monitor._redis_beats import REDIS_FAILURES, RedisHeartbeats
-from mystic_trading.monitor._registry import ProcessRegistry, ProcessStatus
+from mystic_trading.monitor._registry import Deployment, ProcessRegistry, ProcessStatus
 from mystic_trading.providers.venue import venue_from_url
 from mystic_trading.store import Store, open_store
 from mystic_trading.throttle import (
@@ -66,6 +84,8 @@ AUDIT_SHOWN = 5
 ALERTS_SHOWN = 50
 # The counters summed over the processes alive, as the heartbeat figures name them.
 TOTALS = ("requests", "upstream_calls", "upstream_weight", "errors", "stale", "n429", "n418")
+# Health statuses from best to worst; "unknown" when nobody reports a check.
+HEALTH_ORDER = ("ok", "unknown", "warning", "critical")
 
 
 def utc_text(ms: int) -> str:
@@ -83,6 +103,12 @@ def check_venue(venue: str) -> str:
             f"venue {venue!r} is not a venue id: {why}", setting="venue", value=venue
         ) from exc
     return venue
+
+
+def _with_alive(process: ProcessFigures, alive: bool) -> ProcessFigures:
+    return ProcessFigures(
+        process.process_id, process.host, process.started_at_s, alive, process.samples
+    )
 
 
 def _number(value: Any) -> float:
@@ -210,6 +236,38 @@ class Controller:
         }
 
     # -- changing the level -------------------------------------------------------------
+
+    async def clear(
+        self,
+        *,
+        venue: str | None = None,
+        memory: bool = True,
+        redis: bool = True,
+        query_cache: bool = True,
+        symbol: str | None = None,
+        actor: str = "operator",
+        reason: str = "",
+    ) -> dict[str, Any]:
+        """Clear cached answers of the venue (all, or one symbol's) in the layers asked, in
+        every running process within 2 s, audited (``monitor/_clear.py``). Stored candles
+        are never deleted. Adds ``processes_alive``, the processes that will apply it."""
+        from mystic_trading.monitor._clear import clear_deployment
+
+        name, _ = await self.venue(venue)
+        url = self.settings.redis_url
+        done = await clear_deployment(
+            self.store,
+            venue=name,
+            memory=memory,
+            redis=redis,
+            query_cache=query_cache,
+            symbol=symbol,
+            actor=actor,
+            reason=reason,
+            redis_url=None if url is None else url.get_secret_value(),
+        )
+        alive = (await self.registry.read(name)).alive
+        return {**done, "processes_alive": len(alive)}
 
     async def increase(
         self, *, reason: str = "", actor: str = "operator", venue: str | None = None
@@ -356,9 +414,116 @@ class Controller:
                 "read_from": list(deployment.read_from),
                 "errors": dict(deployment.errors),
             },
+            "health": self._health(alive),
+            "recommendations": len(
+                (await self.recommendations(name, deployment=deployment))["recommendations"]
+            ),
             "alerts": await self._alerts(),
             "audit": await self._audit(name),
         }
+
+    @staticmethod
+    def _health(alive: list[ProcessStatus]) -> dict[str, Any]:
+        """Each check's worst status over the processes alive (with that process's value
+        and reason, and how many reported it); ``overall`` the worst of them."""
+        worst: dict[str, dict[str, Any]] = {}
+        for p in alive:
+            health = p.heartbeat.figures.get("health")
+            checks = health.get("checks") if isinstance(health, Mapping) else None
+            if not isinstance(checks, Mapping):
+                continue
+            for check, seen in checks.items():
+                if not isinstance(seen, Mapping):
+                    continue
+                status = str(seen.get("status"))
+                rank = HEALTH_ORDER.index(status) if status in HEALTH_ORDER else 1
+                known = worst.get(check)
+                if known is None or rank > HEALTH_ORDER.index(known["status"]):
+                    worst[check] = {
+                        "name": check,
+                        "status": HEALTH_ORDER[rank],
+                        "value": seen.get("value"),
+                        "unit": seen.get("unit"),
+                        "reason": seen.get("reason"),
+                        "process": p.process_id,
+                        "processes": (known or {}).get("processes", 0) + 1,
+                    }
+                else:
+                    known["processes"] += 1
+        checks_out = [worst[name] for name in sorted(worst)]
+        overall = (
+            max((c["status"] for c in checks_out), key=HEALTH_ORDER.index)
+            if checks_out
+            else "unknown"
+        )
+        return {"overall": overall, "checks": checks_out}
+
+    # -- recommendations and optimize ----------------------------------------------------
+
+    async def recommendations(
+        self,
+        venue: str | None = None,
+        *,
+        history: FigureHistory | None = None,
+        own: ProcessFigures | None = None,
+        deployment: Deployment | None = None,
+    ) -> dict[str, Any]:
+        """The venue's recommendations (plain data), from the heartbeats of its processes
+        (alive, and gone within the hour); ``history`` holds rings of their figures where
+        kept, ``own`` the calling process's own ring (see the module docstring)."""
+        name, _ = await self.venue(venue)
+        level, _ = await self.level(name)
+        ceilings = await self.ceilings(name)
+        if deployment is None:
+            deployment = await self.registry.read(name)
+        processes = []
+        for p in deployment.processes:
+            if p.heartbeat.venue != name:
+                continue
+            if own is not None and own.process_id == p.process_id:
+                processes.append(_with_alive(own, p.alive))
+                own = None
+                continue
+            kept = None if history is None else history.process(p.process_id, alive=p.alive)
+            beat = p.heartbeat
+            processes.append(
+                kept
+                if kept is not None
+                else ProcessFigures(
+                    beat.process_id,
+                    beat.host,
+                    beat.started_at / 1000,
+                    p.alive,
+                    (Sample(beat.beat_at / 1000, beat.figures),),
+                )
+            )
+        if own is not None:  # the caller does not beat (monitor off) or not yet
+            processes.append(_with_alive(own, True))
+        found = recommend(processes, self.settings, level=level, ceilings=ceilings)
+        return {
+            "venue": name,
+            "now": utc_text(self.now_ms()),
+            "level": level.value,
+            "processes": len(processes),
+            "alive": sum(1 for p in processes if p.alive),
+            "recommendations": [r.as_dict() for r in found],
+        }
+
+    async def optimize(
+        self,
+        venue: str | None = None,
+        *,
+        dry_run: bool = False,
+        actor: str = "optimize",
+        reason: str = "",
+        history: FigureHistory | None = None,
+        own: ProcessFigures | None = None,
+    ) -> dict[str, Any]:
+        """Apply the safe recommendations within bounds: at most one level step, outside
+        the cooldown, audited with its evidence; ``dry_run`` shows without applying."""
+        return await optimize(
+            self, venue, dry_run=dry_run, actor=actor, reason=reason, history=history, own=own
+        )
 
     @staticmethod
     def _totals(alive: list[ProcessStatus]) -> dict[str, int]:

@@ -22,6 +22,12 @@ upstream_successes / _failures   answers, and failures of the exchange or the ne
 upstream_latency_p50/p95_ms      upstream latency
 n429, n418                       rate-limit answers and bans
 level, ceiling, adaptive_rate    throttle level, its ceiling and the adaptive rate (weight/s)
+safe_rate                        the exchange's limit less the margin and burst (weight/s):
+                                 the ceiling of "unlimited"
+foreign_weight                   weight the exchange's usage header counted that this process
+                                 did not send (summed over the exchange's windows; other
+                                 clients behind the same IP); None if the throttler does not
+                                 report it
 weight_per_s                     weight admitted per second over the exchange's window
 limit, window_s                  the exchange's budget: weight per window
 ceiling_utilisation_pct          weight_per_s against the ceiling
@@ -34,6 +40,9 @@ memory_entries/bytes/evictions   the L1 cache
 redis_available                  L2 usable (None when no Redis is configured)
 candle_backlog_rows              candles queued for the store (write-behind)
 store_pool_waits/_timeouts       waits for a write connection, and acquire timeouts
+candle_history_pages             pages of closed candles fetched upstream for callers
+candle_refetched_pages           of which fetched again though complete before
+candle_history_series            {"BTCUSDT 1m": pages}: the series with most such pages
 ==============================  =========================================================
 """
 
@@ -96,6 +105,8 @@ def heartbeat_figures(stats: Mapping[str, Any]) -> dict[str, Any]:
         wait_p95 = _num(_get(throttle, "wait_ms", "p99"))
     redis = _get(stats, "redis")
     backlog = _num(_get(stats, "candle_writes", "pending_rows"))
+    series = _get(stats, "candle_history", "series")
+    foreign = _num(_get(throttle, "usage", "foreign_weight"))
     return {
         "requests": _int(_get(stats, "requests")),
         "hits": hits,
@@ -113,6 +124,8 @@ def heartbeat_figures(stats: Mapping[str, Any]) -> dict[str, Any]:
         "level": _get(throttle, "level"),
         "ceiling": ceiling,
         "adaptive_rate": _num(_get(throttle, "rate")),
+        "safe_rate": _num(_get(throttle, "safe_rate")),
+        "foreign_weight": None if foreign is None else int(foreign),
         "weight_per_s": weight_per_s,
         "limit": limit,
         "window_s": window_s,
@@ -135,4 +148,9 @@ def heartbeat_figures(stats: Mapping[str, Any]) -> dict[str, Any]:
         "candle_backlog_rows": None if backlog is None else int(backlog),
         "store_pool_waits": _int(_get(stats, "store", "pool", "waits")),
         "store_pool_timeouts": _int(_get(stats, "store", "pool", "timeouts")),
+        "candle_history_pages": _int(_get(stats, "candle_history", "history_pages")),
+        "candle_refetched_pages": _int(_get(stats, "candle_history", "refetched_pages")),
+        "candle_history_series": (
+            {str(k): _int(v) for k, v in series.items()} if isinstance(series, Mapping) else {}
+        ),
     }

@@ -15,6 +15,11 @@ eight processes' heartbeats took 0.3 ms (median) on SQLite when measured.
 Inputs are small and injected: the checker needs no MarketData, and its clocks (``wall``
 for the report's time and for bans, ``clock`` for the interval between rounds, ``timer``
 for latencies) are parameters, so tests judge exact values.
+
+After each round an :class:`AlertEngine`, when given, judges the alert rules on the report
+(``_alerts``; its store writes come after the round is timed, and it never raises), and a
+:class:`HeartbeatPublisher`, when given, carries the round in brief in its next beats
+(``health`` in its figures), so other processes and ``mystic status`` see it.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any, Protocol
 from mystic_trading._tasks import stop
 from mystic_trading._thresholds import HealthThresholds
 from mystic_trading.errors import StoreError
+from mystic_trading.monitor._alerts import AlertEngine
 from mystic_trading.monitor._checks import Check, HealthReport, figure_checks, fmt, judge, worst
 from mystic_trading.monitor._probes import LoopLag, free_disk_bytes, process_rss_bytes
 from mystic_trading.monitor._publisher import HeartbeatPublisher
@@ -67,6 +73,7 @@ class HealthChecker:
         redis: SupportsPing | None = None,
         registry: ProcessRegistry | None = None,
         publisher: HeartbeatPublisher | None = None,
+        alerts: AlertEngine | None = None,
         loop_lag: LoopLag | None = None,
         memory: Callable[[], int | None] = process_rss_bytes,
         interval_s: float = 30.0,
@@ -84,6 +91,7 @@ class HealthChecker:
         self._redis = redis
         self._registry = registry
         self._publisher = publisher
+        self.alerts = alerts
         if loop_lag is None and publisher is not None:
             loop_lag = publisher.loop_lag
         self._loop_lag = loop_lag
@@ -97,7 +105,10 @@ class HealthChecker:
         self._pool_waits: tuple[int, int] | None = None
         self._task: asyncio.Task[None] | None = None
         self.latest: HealthReport | None = None
+        self._summary: dict[str, Any] | None = None
         self.rounds = 0
+        if publisher is not None:
+            publisher.health = self.summary
 
     # -- one round ----------------------------------------------------------------------
 
@@ -143,8 +154,15 @@ class HealthChecker:
             duration_ms=(self._timer() - began) * 1000,
         )
         self.latest = report
+        self._summary = report.summary()
         self.rounds += 1
+        if self.alerts is not None:
+            await self.alerts.evaluate(report)
         return report
+
+    def summary(self) -> dict[str, Any] | None:
+        """The last round in brief (``HealthReport.summary``), None before the first."""
+        return self._summary
 
     async def _store_checks(self) -> list[Check]:
         t = self.thresholds

@@ -5,7 +5,10 @@ Each beat carries the process's identity (a uuid4 id for this run, host, pid, My
 version, its venue, read at every beat since a process learns its venue from the exchange's
 first answer), its uptime and its figures: what the caller's ``figures`` callable gives
 (``heartbeat_figures(md.stats())``), plus what the monitor measures itself: the event loop's
-lag (p99 over the last interval, ``LoopLag``) and the resident memory.
+lag (p99 over the last interval, ``LoopLag``) and the resident memory; and ``health``: this
+process's last health round in brief (``{"overall", "at", "checks": {name: {"status",
+"value", "unit", "reason"}}}``), None before its first round or with no health checker
+(a :class:`HealthChecker` given this publisher sets ``health``).
 
 Where it goes. To Redis when one is configured; when a beat to Redis fails (whatever the
 error) it goes to the store instead, with one log line, and every later beat tries Redis
@@ -44,6 +47,10 @@ __all__ = ["HeartbeatPublisher", "PublisherState"]
 log = logging.getLogger(__name__)
 
 PublisherState = Literal["starting", "redis", "store", "failing", "stopped"]
+
+
+def _no_health() -> None:
+    return None
 
 
 class HeartbeatPublisher:
@@ -94,6 +101,8 @@ class HeartbeatPublisher:
         self.last: Heartbeat | None = None
         self.last_ok_at: float | None = None  # monotonic
         self._figures_failed = False
+        # The last health round in brief; set by the HealthChecker that watches this process.
+        self.health: Callable[[], Mapping[str, Any] | None] = _no_health
 
     @property
     def venue(self) -> str:
@@ -132,6 +141,11 @@ class HeartbeatPublisher:
         figures["loop_lag_p99_ms"] = self.loop_lag.p99_ms(self.heartbeat_s)
         figures["rss_bytes"] = self._memory()
         figures["uptime_s"] = round(self._monotonic() - self._born, 3)
+        try:
+            figures["health"] = self.health()
+        except Exception:  # never stops the beat
+            log.exception("heartbeats: the health summary failed")
+            figures["health"] = None
         return figures
 
     def _beat(self) -> Beat:

@@ -104,8 +104,20 @@ class QueryCache:
             gens[table] = gens.get(table, 0) + 1
         self.invalidations += 1
 
-    def clear(self) -> None:
-        self._entries.clear()
+    def clear(self, predicate: Callable[[Hashable], bool] | None = None) -> int:
+        """Drop every entry, or those whose key (statement, parameters) matches
+        ``predicate``; returns how many. What ``mystic clear --query-cache`` does in each
+        process, so reads go to the database again (a write by another process is otherwise
+        seen only when the entry's TTL ends)."""
+        entries = self._entries
+        if predicate is None:
+            count = len(entries)
+            entries.clear()
+            return count
+        doomed = [key for key in entries if predicate(key)]
+        for key in doomed:
+            del entries[key]
+        return len(doomed)
 
     def stats(self) -> dict[str, Any]:
         lookups = self.hits + self.misses

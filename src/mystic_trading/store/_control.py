@@ -6,6 +6,13 @@ writes one audit entry (who, when, from, to, why) in the same transaction as the
 saving the value already stored is not a change and writes nothing. Bans are set and
 cleared with an audit entry too (actor ``system`` unless given), and so is a cache clear.
 
+A cache clear's entry says what to clear: ``to_value`` the symbol's exchange form (``*`` for
+every symbol), ``field`` the layers. A clear of every layer is ``cache_clear``, as every clear
+was written before layers could be chosen (so those old entries mean every layer, and a
+process running older code still applies a full clear); a clear of some is
+``cache_clear:<layer>+<layer>`` in the order of :data:`CACHE_LAYERS`, the way a tunable's
+entry is ``tunable:<key>``. :meth:`ControlRepository.cache_clear_of` reads one back.
+
 The audit log is also how a change reaches processes already running: each follows it
 (``changes_after``, about once a second, see ``marketdata/control_watch.py``) and applies
 the entries of its venue.
@@ -17,7 +24,7 @@ This repository is the throttler's persistence: it has ``load_ban``, ``save_ban`
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,14 +33,20 @@ from mystic_trading.store import _sql
 from mystic_trading.store._core import Database
 from mystic_trading.store._records import Ban, ControlChange, ControlState
 
-__all__ = ["ControlRepository"]
+__all__ = ["CACHE_LAYERS", "ControlRepository"]
 
 CONTROL = ("control_state", "control_audit")
 BANS = ("bans", "control_audit")
+# The layers a cache clear can name: each process's memory (L1), the shared Redis (L2), and
+# each process's store query cache. The store's candles are never a cache to clear.
+CACHE_LAYERS = ("memory", "redis", "query_cache")
+_CLEAR = "cache_clear"
 
 
 class ControlRepository:
     """Levels, tunables and bans per provider, with the audit log of their changes."""
+
+    CACHE_LAYERS = CACHE_LAYERS
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -141,19 +154,50 @@ class ControlRepository:
         )
 
     async def note_clear(
-        self, provider: str, target: str | None, *, actor: str, reason: str = ""
+        self,
+        provider: str,
+        target: str | None,
+        *,
+        actor: str,
+        reason: str = "",
+        layers: Iterable[str] = CACHE_LAYERS,
     ) -> int:
-        """Audit a cache clear of ``provider`` (one symbol, or all when ``target`` is None)
-        so every running process drops the same entries; the entry's id."""
+        """Audit a cache clear of ``provider`` (one symbol's exchange form, or all when
+        ``target`` is None) in ``layers`` (of :data:`CACHE_LAYERS`; ValueError for another
+        or none), so every running process clears the same; the entry's id."""
+        wanted = set(layers)
+        unknown = sorted(wanted.difference(CACHE_LAYERS))
+        if unknown or not wanted:
+            raise ValueError(
+                f"cache layers must be some of {', '.join(CACHE_LAYERS)}, got {sorted(wanted)}"
+            )
+        field = _CLEAR
+        if len(wanted) < len(CACHE_LAYERS):
+            field += ":" + "+".join(layer for layer in CACHE_LAYERS if layer in wanted)
 
         async def work(conn: AsyncConnection) -> int:
-            params = (provider, "cache_clear", actor, self._db.now_ms(), None, target or "*")
+            params = (provider, field, actor, self._db.now_ms(), None, target or "*")
             row: Any = (
                 await conn.exec_driver_sql(self._audit_id, (*params, reason or "cleared"))
             ).first()
             return int(row[0])
 
         return await self._db.write("control.note_clear", work, tables=CONTROL, detail=provider)
+
+    @staticmethod
+    def cache_clear_of(change: ControlChange) -> tuple[str | None, frozenset[str]] | None:
+        """What a cache-clear entry clears: the symbol (None for every symbol) and the
+        layers; None when ``change`` is not a cache clear. A bare ``cache_clear`` (every
+        entry written before layers could be chosen) is every layer."""
+        field = change.field
+        if field == _CLEAR:
+            layers = frozenset(CACHE_LAYERS)
+        elif field.startswith(_CLEAR + ":"):
+            layers = frozenset(field[len(_CLEAR) + 1 :].split("+")).intersection(CACHE_LAYERS)
+        else:
+            return None
+        target = None if change.to_value in (None, "*") else change.to_value
+        return target, layers
 
     async def _current(self, conn: AsyncConnection, provider: str) -> tuple[Any, str] | None:
         row: Any = (await conn.exec_driver_sql(self._get_for_update, (provider,))).first()

@@ -56,7 +56,11 @@ class Ban:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """A monitoring alert; open while ``resolved_at`` is None."""
+    """A monitoring alert: a rule (the health check it follows) about a subject (a venue
+    or a process), open while ``resolved_at`` is None. ``created_at`` is when it opened;
+    ``value`` and ``message`` are the latest judged, ``threshold`` the one its severity
+    crossed; ``seen_at`` is when a process last judged it beyond a threshold. Times are UTC
+    epoch ms."""
 
     id: int
     rule: str
@@ -66,3 +70,13 @@ class Alert:
     threshold: float
     created_at: int
     resolved_at: int | None
+    subject: str = ""
+    escalated_at: int | None = None
+    seen_at: int | None = None
+    warning: float | None = None
+    critical: float | None = None
+    unit: str = ""
+
+    @property
+    def opened_at(self) -> int:
+        return self.created_at

@@ -119,12 +119,37 @@ BAN_UPSERT = (
 )
 BAN_DELETE = "DELETE FROM bans WHERE provider = ?"
 
-ALERT_COLUMNS = "id, rule, severity, message, value, threshold, created_at, resolved_at"
+ALERT_COLUMNS = (
+    "id, rule, severity, message, value, threshold, created_at, resolved_at, subject, "
+    "escalated_at, seen_at, warning, critical, unit"
+)
+# One open alert per rule and subject (the partial unique index ix_alerts_open_subject of
+# migration 0004): a second process opening the same one inserts nothing and returns no row.
 ALERT_INSERT = (
-    "INSERT INTO alerts (rule, severity, message, value, threshold, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?) RETURNING id"
+    "INSERT INTO alerts (rule, subject, severity, message, value, threshold, warning, "
+    "critical, unit, created_at, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"ON CONFLICT DO NOTHING RETURNING {ALERT_COLUMNS}"
+)
+ALERT_GET_OPEN = (
+    f"SELECT {ALERT_COLUMNS} FROM alerts WHERE rule = ? AND subject = ? AND resolved_at IS NULL"
+)
+# Escalating and resolving change a row only once, whoever tries: the process whose update
+# changed it is the one that reports the event.
+ALERT_ESCALATE = (
+    "UPDATE alerts SET severity = 'critical', escalated_at = ?, threshold = ?, value = ?, "
+    "message = ? WHERE id = ? AND resolved_at IS NULL AND severity = 'warning'"
+)
+ALERT_SEEN = (
+    "UPDATE alerts SET value = ?, message = ?, "
+    "seen_at = CASE WHEN seen_at IS NULL OR seen_at < ? THEN ? ELSE seen_at END "
+    "WHERE id = ? AND resolved_at IS NULL"
 )
 ALERT_RESOLVE = "UPDATE alerts SET resolved_at = ? WHERE id = ? AND resolved_at IS NULL"
+# Resolved only when no process has judged it bad since ``?`` (hysteresis across processes).
+ALERT_RESOLVE_QUIET = (
+    "UPDATE alerts SET resolved_at = ? WHERE id = ? AND resolved_at IS NULL "
+    "AND (seen_at IS NULL OR seen_at <= ?)"
+)
 ALERT_OPEN = (
     f"SELECT {ALERT_COLUMNS} FROM alerts WHERE resolved_at IS NULL ORDER BY created_at DESC LIMIT ?"
 )
@@ -145,7 +170,10 @@ HOT_READS: dict[str, tuple[str, tuple[object, ...], str]] = {
     "control.load": (CONTROL_GET, ("binance",), "pk_control_state"),
     "ban.load": (BAN_GET, ("binance",), "pk_bans"),
     "audit.list": (AUDIT_BY_PROVIDER, ("binance", 10), "ix_control_audit_provider"),
-    "alerts.open": (ALERT_OPEN, (10,), "ix_alerts_open"),
+    # The open alert of a rule and subject, read by a process that found it opened by
+    # another. (The list of open alerts, read every health round, seeks ix_alerts_open on
+    # SQLite and the partial ix_alerts_open_subject on PostgreSQL: one name too many here.)
+    "alerts.get_open": (ALERT_GET_OPEN, ("store_round_trip", "venue:v"), "ix_alerts_open_subject"),
 }
 
 _QMARK = re.compile(r"\?")
