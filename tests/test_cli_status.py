@@ -195,9 +195,9 @@ def test_status_shows_a_ban_in_redis_as_a_utc_time(run: Run, redis_url: str) -> 
 
 
 def test_status_text_shows_health_checks_worst_first(capsys: pytest.CaptureFixture[str]) -> None:
-    """With `health` in the status data, the text output lists every check, critical and
-    warning ones before ok ones, with value, unit, process and reason (brackets in a reason
-    shown as written, not taken for markup)."""
+    """With `health` in the status data, the text output lists the checks that are not ok,
+    critical before warning, with value, unit, process and reason (brackets in a reason
+    shown as written, not taken for markup), and names the ok ones on one line."""
     data = {
         "overall": "critical",
         "checks": [
@@ -214,9 +214,23 @@ def test_status_text_shows_health_checks_worst_first(capsys: pytest.CaptureFixtu
     assert "health: critical" in out
     rows = [line for line in out.splitlines() if line.split()[:1] in (["store"], ["loop_lag"],
             ["upstream"])]  # fmt: skip
-    assert [row.split()[0] for row in rows] == ["upstream", "loop_lag", "store"]
+    assert [row.split()[0] for row in rows] == ["upstream", "loop_lag"]
     assert "41.5 %" in rows[0] and "deployment" in rows[0]
     assert "120 ms" in rows[1] and "01234567" in rows[1] and "[120 ms]" in rows[1]
+    assert "ok: store" in out
+
+
+def test_status_text_sums_up_a_healthy_deployment(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every check ok: one line naming them, no table."""
+    checks = [
+        {"name": name, "status": "ok", "value": 1.0, "unit": "ms", "reason": "fine",
+         "process": None}
+        for name in ("store_round_trip", "loop_lag")
+    ]  # fmt: skip
+    status_cmd._print_health({"overall": "ok", "checks": checks})
+    out = capsys.readouterr().out
+    assert "2 checks ok (store_round_trip, loop_lag)" in out
+    assert "reason" not in out
 
 
 def test_status_text_says_when_no_check_has_run(capsys: pytest.CaptureFixture[str]) -> None:

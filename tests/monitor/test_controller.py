@@ -271,7 +271,7 @@ async def test_open_alerts_are_listed_resolved_ones_not(
     await store.alerts.resolve(first)
     async with Controller.open(settings(store_url), clock=wall) as controller:
         alerts = (await controller.status())["alerts"]
-    assert [(a["rule"], a["severity"], a["opened_at"]) for a in alerts] == [
+    assert [(a["rule"], a["severity"], a["opened_at_utc"]) for a in alerts] == [
         ("ban", "critical", "2023-11-14 22:13:20 UTC")
     ]
 

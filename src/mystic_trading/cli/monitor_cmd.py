@@ -204,7 +204,7 @@ def _alerts(frame: Frame) -> RenderableType:
     for a in frame.alerts[:ALERTS_SHOWN]:
         style = "red" if a.get("severity") == "critical" else "yellow"
         table.add_row(
-            str(a.get("opened_at")),
+            str(a.get("opened_at_utc")),
             f"[{style}]{escape(str(a.get('severity')))}[/]",
             escape(str(a.get("rule"))),
             escape(str(a.get("message"))),

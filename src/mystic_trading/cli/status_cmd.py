@@ -245,13 +245,21 @@ def _value(value: Any, unit: str | None) -> str:
 
 
 def _print_health(health: dict[str, Any]) -> None:
-    """Every check, the worst first (a stable sort keeps the checker's order within a
-    status), so what needs attention is on top however long the list."""
+    """The checks that are not ok in a table, the worst first (a stable sort keeps the
+    checker's order within a status), and the names of those that are ok on one line:
+    what needs attention stays on one screen. ``--json`` has every check in full."""
     overall = health.get("overall") or "ok"
-    checks = sorted(health.get("checks") or [], key=lambda c: _STATUS_ORDER.get(c["status"], 3))
+    every = health.get("checks") or []
     title = f"health: [{_STATUS_STYLE.get(overall, 'bold')}]{overall}[/]"
-    if not checks:
+    if not every:
         console.print(f"\n{title} (no check has run: no process alive)")
+        return
+    fine = [c["name"] for c in every if c["status"] == "ok"]
+    checks = sorted(
+        (c for c in every if c["status"] != "ok"), key=lambda c: _STATUS_ORDER.get(c["status"], 3)
+    )
+    if not checks:
+        console.print(f"\n{title}: {len(fine)} checks ok ({', '.join(fine)})", highlight=False)
         return
     table = Table(
         title=title,
@@ -280,6 +288,8 @@ def _print_health(health: dict[str, Any]) -> None:
         )
     console.print()
     console.print(table)
+    if fine:
+        console.print(f"ok: {', '.join(fine)}", highlight=False)
 
 
 def _print_alerts(alerts: list[dict[str, Any]]) -> None:
@@ -287,14 +297,15 @@ def _print_alerts(alerts: list[dict[str, Any]]) -> None:
         console.print("\nopen alerts: none")
         return
     table = Table(title="open alerts", title_justify="left", box=box.SIMPLE_HEAD)
-    for header in ("opened", "severity", "rule", "value", "threshold", "message"):
+    for header in ("opened", "severity", "rule", "subject", "value", "threshold", "message"):
         table.add_column(header)
     for a in alerts:
         style = "red" if a["severity"] == "critical" else "yellow"
         table.add_row(
-            a["opened_at"],
+            a["opened_at_utc"],
             f"[{style}]{a['severity']}[/]",
             a["rule"],
+            escape(a.get("subject") or ""),
             f"{a['value']:g}",
             f"{a['threshold']:g}",
             escape(a["message"]),

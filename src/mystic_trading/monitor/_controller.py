@@ -591,18 +591,9 @@ class Controller:
         }
 
     async def _alerts(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": a.id,
-                "rule": a.rule,
-                "severity": a.severity,
-                "message": a.message,
-                "value": a.value,
-                "threshold": a.threshold,
-                "opened_at": utc_text(a.created_at),
-            }
-            for a in await self.store.alerts.list(open_only=True, limit=ALERTS_SHOWN)
-        ]
+        from mystic_trading.monitor._alerts import alert_rows
+
+        return await alert_rows(self.store, open_only=True, limit=ALERTS_SHOWN)
 
     async def _audit(self, venue: str) -> list[dict[str, Any]]:
         return [
