@@ -5,6 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,3 +119,111 @@ async def serving(
 async def served(exchange: SandboxServer, tmp_path: Path) -> AsyncIterator[Served]:
     async with serving(exchange, tmp_path) as running:
         yield running
+
+
+# -- several workers: `mystic serve --workers N` as a process of its own ---------------------
+
+
+@pytest.fixture
+def private_redis_url() -> Iterator[str]:
+    """A redis-server of our own on a free loopback port: workers' keys never touch the
+    shared Redis (skipped without the binary, a failure under CI=true)."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        message = "needs the redis-server binary to start a private Redis"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message}; under CI=true a missing service fails the run", pytrace=False)
+        pytest.skip(message)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen([exe, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(500):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.01)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def service_env(
+    exchange_url: str, tmp_path: Path, redis_url: str, **settings: str
+) -> dict[str, str]:
+    """The environment of a service process: this one's without any MYSTIC_ setting, then
+    a store under ``tmp_path``, the exchange, Redis and ``settings`` (MYSTIC_ names without
+    the prefix). TMPDIR is ``tmp_path/tmp``, so the run's metrics directory shows there."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("MYSTIC_")}
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    env.update(
+        TMPDIR=str(tmp_path / "tmp"),
+        MYSTIC_STORE__URL=f"sqlite+aiosqlite:///{tmp_path / 'mystic.db'}",
+        MYSTIC_PROVIDER__BASE_URL=exchange_url,
+        MYSTIC_REDIS_URL=redis_url,
+        MYSTIC_MONITOR__ENABLED="false",
+    )
+    env.update({f"MYSTIC_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+@dataclass
+class ServiceProcess:
+    """``python -m mystic_trading.api`` running: its process, URL and what it has written
+    to stderr so far."""
+
+    proc: subprocess.Popen[str]
+    url: str
+    output: list[str]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Signal the supervisor and wait for it; its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+@contextlib.contextmanager
+def service_process(env: dict[str, str], workers: int) -> Iterator[ServiceProcess]:
+    """The service on a free port with ``workers`` workers, stopped (SIGTERM) afterwards if
+    the test did not stop it. Its stderr is read until it names its URL."""
+    command = [sys.executable, "-m", "mystic_trading.api", "--port", "0"]
+    proc = subprocess.Popen(
+        [*command, "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    reader: threading.Thread | None = None
+    try:
+        assert proc.stderr is not None
+        seen: list[str] = []
+        for line in proc.stderr:
+            seen.append(line)
+            found = re.search(r"serving at (http://\S+)", line)
+            if found:
+                break
+        else:
+            raise AssertionError("the service did not start:\n" + "".join(seen))
+        service = ServiceProcess(proc, found.group(1), seen)
+        stream = proc.stderr
+        reader = threading.Thread(target=lambda: seen.extend(stream), daemon=True)
+        reader.start()
+        yield service
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if reader is not None:
+            reader.join(10)
+        if proc.stderr is not None:
+            proc.stderr.close()

@@ -1,11 +1,16 @@
 """``python -m mystic_trading.api [--host H] [--port P] [--workers N]``: ``mystic serve``
-without the rest of the CLI (settings from MYSTIC_* and MYSTIC_CONFIG)."""
+without the rest of the CLI (settings from MYSTIC_* and MYSTIC_CONFIG). A setting that is
+wrong exits 2, any other Mystic error (a worker that cannot start) 1, each with one line
+naming it, as the CLI does."""
 
 from __future__ import annotations
+
+import sys
 
 import typer
 
 from mystic_trading.cli.serve_cmd import serve
+from mystic_trading.errors import ConfigError, MysticError
 
 
 class _State:
@@ -28,7 +33,14 @@ def main() -> None:
         ctx.obj = _State()
 
     app.command("serve")(serve)
-    app(["serve", *__import__("sys").argv[1:]])
+    try:
+        app(["serve", *sys.argv[1:]])
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except MysticError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

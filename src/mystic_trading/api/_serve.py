@@ -1,13 +1,23 @@
 """Running the app: uvicorn with uvloop and httptools, one process or several workers.
 
 The listening socket is bound here first, so a port in use is one :class:`ConfigError`
-(``api.port``) before anything starts, as ``mystic sandbox`` does it. Several workers
-(``workers > 1``) share one quota and one cache only through Redis, so they need
-``redis_url``; each worker builds its app from the environment (``app_from_environment``,
-an import-string factory: uvicorn's workers are separate processes), and ``MYSTIC_CONFIG``
-carries the config file to them. SIGINT and SIGTERM end serving gracefully: requests in
-flight finish (up to ``GRACEFUL_S``), then the lifespan closes MarketData, which writes the
-candles already answered.
+(``api.port``) before anything starts, as ``mystic sandbox`` does it. SIGINT and SIGTERM end
+serving gracefully: requests in flight finish (up to ``GRACEFUL_S``), then the lifespan
+closes MarketData, which writes the candles already answered.
+
+Several workers (``workers > 1``) are uvicorn's ``Multiprocess`` supervisor over the one
+socket: each worker is a spawned process that builds its own app. They share one quota and
+one cache only through Redis, so they need ``redis_url``. Each worker gets the very
+``Settings`` this process was given (``WorkerApp``, pickled to it by multiprocessing), not a
+second reading of the environment, so settings built in code reach the workers too. The
+supervisor passes SIGINT and SIGTERM on as SIGTERM to each worker and waits for them all:
+every worker flushes its candle writes before ``serve`` returns.
+
+With several workers, Prometheus metrics are kept in prometheus-client's multiprocess mode:
+``serve`` makes a private directory for the run, hands it to the workers in
+``PROMETHEUS_MULTIPROC_DIR`` (read by prometheus-client when a worker imports it), marks a
+worker that died as dead there (its live gauges stop counting) and removes the directory at
+exit (see ``_metrics.py``).
 """
 
 from __future__ import annotations
@@ -15,20 +25,41 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import logging
 import os
+import shutil
+import signal
 import socket
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.supervisors import Multiprocess
 
 from mystic_trading.config import Settings, load_settings
-from mystic_trading.errors import ConfigError
+from mystic_trading.errors import ConfigError, MysticError
 
-__all__ = ["GRACEFUL_S", "app_from_environment", "bind", "check_bind", "is_loopback", "serve"]
+__all__ = [
+    "GRACEFUL_S",
+    "MULTIPROC_ENV",
+    "WorkerApp",
+    "app_from_environment",
+    "bind",
+    "check_bind",
+    "is_loopback",
+    "serve",
+]
 
 GRACEFUL_S = 10
-FACTORY = "mystic_trading.api._serve:app_from_environment"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# uvicorn's exit code for a worker whose app never started (uvicorn.config.STARTUP_FAILURE).
+_STARTUP_FAILURE = 3
+
+log = logging.getLogger(__name__)
 
 
 def is_loopback(host: str) -> bool:
@@ -87,17 +118,46 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def app_from_environment() -> Starlette:
-    """The app over the settings of the environment (``MYSTIC_*``, ``MYSTIC_CONFIG``): the
-    factory each worker process calls."""
+    """The app over the settings of the environment (``MYSTIC_*``, ``MYSTIC_CONFIG``): a
+    factory for running the service under uvicorn's own command line or another server."""
     from mystic_trading.api._app import create_app
 
     return create_app(load_settings())
 
 
-def _config(app: Starlette | str, workers: int) -> uvicorn.Config:
+class WorkerApp:
+    """The app factory each worker process calls (uvicorn ``factory=True``): picklable, so
+    the supervisor's settings travel to the spawned worker as they are."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self) -> Starlette:
+        from mystic_trading.api._app import create_app
+
+        _worker_logging(self.settings.log_level)
+        return create_app(self.settings)
+
+
+def _worker_logging(level: str) -> None:
+    """A spawned worker starts with no logging set up: the CLI's rule (Mystic's loggers at
+    ``log_level``, other libraries at WARNING), each line naming the worker's pid."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(
+            logging.Formatter("%(levelname)s [worker %(process)d] %(name)s: %(message)s")
+        )
+        root.addHandler(handler)
+    number = logging.getLevelName(level)
+    logging.getLogger("mystic_trading").setLevel(number)
+    root.setLevel(max(number, logging.WARNING))
+
+
+def _config(app: Starlette | WorkerApp, workers: int) -> uvicorn.Config:
     return uvicorn.Config(
         app,
-        factory=isinstance(app, str),
+        factory=isinstance(app, WorkerApp),
         workers=workers,
         loop="uvloop",
         http="httptools",
@@ -110,6 +170,24 @@ def _config(app: Starlette | str, workers: int) -> uvicorn.Config:
     )
 
 
+class _Supervisor(Multiprocess):
+    """uvicorn's supervisor, telling prometheus-client when a worker died: a replaced
+    worker's live gauges (requests in flight, memory held) must stop counting."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], metrics_dir: str):
+        super().__init__(config, sockets)
+        self.metrics_dir = metrics_dir
+
+    def keep_subprocess_alive(self) -> None:
+        before = {process.pid for process in self.processes}
+        super().keep_subprocess_alive()
+        from prometheus_client import multiprocess
+
+        for pid in before - {process.pid for process in self.processes}:
+            if pid is not None:
+                multiprocess.mark_process_dead(pid, self.metrics_dir)  # type: ignore[no-untyped-call]
+
+
 def serve(
     settings: Settings,
     *,
@@ -120,9 +198,15 @@ def serve(
     sock: socket.socket | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM. ``host`` and ``port`` default to ``settings.api``;
-    ``sock``, when given, is an already bound listener (``bind``)."""
+    ``sock``, when given, is an already bound listener (``bind``). ``config_file`` is
+    accepted for the CLI and not read again: the workers get ``settings`` themselves.
+
+    Raises :class:`MysticError` when the app (or, with several workers, any worker) could
+    not start: the reason is logged by uvicorn just before.
+    """
     from mystic_trading.api._app import create_app
 
+    del config_file  # the settings already hold what it said
     host = settings.api.host if host is None else host
     port = settings.api.port if port is None else port
     check_bind(settings, host, workers)
@@ -132,12 +216,65 @@ def serve(
         server = uvicorn.Server(_config(create_app(settings), 1))
         import uvloop
 
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        with _signals_kept(), asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(server.serve(sockets=[sock]))
+        if not server.started and not server.should_exit:
+            raise MysticError("the service did not start; its error is logged above")
         return
-    from uvicorn.supervisors import Multiprocess
+    with _signals_kept():
+        _serve_workers(settings, workers, sock)
 
-    if config_file is not None:
-        os.environ["MYSTIC_CONFIG"] = str(config_file)
-    config = _config(FACTORY, workers)
-    Multiprocess(config, sockets=[sock]).run()
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def _signals_kept() -> Iterator[None]:
+    """Handle SIGINT and SIGTERM as "stop serving" for the run, and put the handlers back
+    after it. uvicorn raises the signal that stopped it again once it has shut down, for
+    the handler in place before; without this one a SIGTERM would then kill the process
+    (exit -15) after a clean shutdown, and the supervisor's handlers would outlive it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (*_STOP_SIGNALS, *_SUPERVISOR_SIGNALS)}
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, _already_stopped)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _already_stopped(sig: int, frame: object) -> None:
+    """The signal uvicorn raises again after its graceful shutdown: serving has stopped."""
+
+
+# The signals uvicorn's supervisor takes over (reload, more or fewer workers, stop).
+_SUPERVISOR_SIGNALS = tuple(
+    getattr(signal, f"SIG{name}")
+    for name in ("HUP", "QUIT", "TTIN", "TTOU", "USR1", "USR2", "WINCH")
+    if hasattr(signal, f"SIG{name}")
+)
+
+
+def _serve_workers(settings: Settings, workers: int, sock: socket.socket) -> None:
+    metrics_dir = tempfile.mkdtemp(prefix="mystic-metrics-")
+    before = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = metrics_dir  # inherited by each worker spawned below
+    try:
+        supervisor = _Supervisor(_config(WorkerApp(settings), workers), [sock], metrics_dir)
+        supervisor.run()
+    finally:
+        if before is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = before
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    failed = [p.pid for p in supervisor.processes if p.exitcode == _STARTUP_FAILURE]
+    if failed:
+        raise MysticError(
+            f"worker process {failed[0]} could not start its app (its error is logged "
+            "above); the service stopped"
+        )
