@@ -34,7 +34,6 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
@@ -194,19 +193,17 @@ def serve(
     host: str | None = None,
     port: int | None = None,
     workers: int = 1,
-    config_file: Path | None = None,
     sock: socket.socket | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM. ``host`` and ``port`` default to ``settings.api``;
-    ``sock``, when given, is an already bound listener (``bind``). ``config_file`` is
-    accepted for the CLI and not read again: the workers get ``settings`` themselves.
+    ``sock``, when given, is an already bound listener (``bind``). The workers get
+    ``settings`` themselves, not the files and variables they were read from.
 
     Raises :class:`MysticError` when the app (or, with several workers, any worker) could
     not start: the reason is logged by uvicorn just before.
     """
     from mystic_trading.api._app import create_app
 
-    del config_file  # the settings already hold what it said
     host = settings.api.host if host is None else host
     port = settings.api.port if port is None else port
     check_bind(settings, host, workers)

@@ -62,7 +62,6 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            config_file=getattr(state, "config_file", None),
             sock=sock,
         )
     console.print("mystic serve stopped")
