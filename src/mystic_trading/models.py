@@ -220,6 +220,11 @@ def iso_from_ms(ms: int) -> str:
     return text.replace(".000+00:00", "Z").replace("+00:00", "Z")
 
 
+def utc_text(ms: int) -> str:
+    """Epoch ms as people read it in logs and tables: ``2026-12-02 07:30:05 UTC``."""
+    return (_EPOCH + ms * _ONE_MS).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _shown(value: object, width: int = 60) -> str:
     """``repr(value)``, cut short: a 10 kB argument should not become a 10 kB message."""
     text = value.isoformat() if isinstance(value, date) else repr(value)

@@ -13,12 +13,12 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
 from mystic_trading.config import Settings
+from mystic_trading.models import utc_text
 from mystic_trading.providers.venue import venue_from_url
 from mystic_trading.store import Store, open_store
 from mystic_trading.throttle import RedisQuota, parse_level
@@ -40,10 +40,6 @@ VenueOption = Annotated[
     ),
 ]
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why, for the audit log.")]
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _now_ms() -> int:
@@ -89,7 +85,7 @@ def level_cmd(
             "venue": name,
             "level": stored or settings.throttle.level,
             "source": "store" if stored else "setting throttle.level (nothing stored yet)",
-            "updated_at": None if state is None or not stored else _iso(state.updated_at),
+            "updated_at": None if state is None or not stored else utc_text(state.updated_at),
             "updated_by": None if state is None or not stored else state.updated_by,
         }
 
@@ -129,10 +125,10 @@ async def _ban(settings: Settings, store: Store, name: str) -> dict[str, Any]:
     return {
         "venue": name,
         "banned": until > now,
-        "until": _iso(until) if until else None,
+        "until": utc_text(until) if until else None,
         "remaining_s": max(0, (until - now) // 1000) if until else 0,
         "reason": None if record is None else record.reason,
-        "recorded_at": None if record is None else _iso(record.created_at),
+        "recorded_at": None if record is None else utc_text(record.created_at),
         "in_redis": redis_until is not None,
     }
 

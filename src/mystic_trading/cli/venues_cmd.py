@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mystic_trading.config import StoreSettings
+from mystic_trading.models import utc_text
 from mystic_trading.providers.venue import LEGACY_VENUE
 from mystic_trading.store import VenueRepository, open_store
 
@@ -30,10 +30,6 @@ console = Console()
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 YesOption = Annotated[bool, typer.Option("--yes", help="Confirm: without it nothing is changed.")]
 _TABLES = ("candles", "coverage", "tickers", "books", "control_state", "bans", "exchange_info")
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 async def _census(settings: StoreSettings) -> dict[str, Any]:
@@ -54,8 +50,8 @@ async def _census(settings: StoreSettings) -> dict[str, Any]:
                 "base_url": r.base_url,
                 "venue": r.venue,
                 "declared": r.declared,
-                "first_seen": _iso(r.first_seen),
-                "last_seen": _iso(r.last_seen),
+                "first_seen": utc_text(r.first_seen),
+                "last_seen": utc_text(r.last_seen),
             }
             for r in urls
         ],

@@ -42,7 +42,7 @@ from mystic_trading.monitor import (
     alert_rows,
     heartbeat_figures,
 )
-from mystic_trading.monitor._clear import CACHE_LAYERS, cache_key_patterns, exchange_form
+from mystic_trading.monitor._clear import asked_layers, cache_key_patterns, exchange_form
 from mystic_trading.monitor._optimize import AutoOptimizer
 from mystic_trading.providers.base import Provider
 from mystic_trading.providers.binance_parse import ExchangeInfo
@@ -576,14 +576,7 @@ class MarketData:
         closed candles stay (they never change). Returns the memory and query-cache
         entries dropped in this process, the Redis keys deleted, and the audit entry's id.
         See ``monitor/_clear.py`` for the same with no MarketData."""
-        asked = {"memory": memory, "redis": redis, "query_cache": query_cache}
-        layers = [layer for layer in CACHE_LAYERS if asked[layer]]
-        if not layers:
-            raise ConfigError(
-                "nothing to clear: ask for at least one of memory, redis and query_cache",
-                setting="layers",
-                value=asked,
-            )
+        layers = asked_layers(memory=memory, redis=redis, query_cache=query_cache)
         exchange = None if symbol is None else exchange_form(symbol)
         deleted = 0
         if redis and self.redis is not None:

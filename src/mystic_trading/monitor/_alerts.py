@@ -40,11 +40,11 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from mystic_trading._alert_settings import AlertSettings, RuleTiming
 from mystic_trading.errors import StoreError
+from mystic_trading.models import utc_text
 from mystic_trading.monitor._checks import Check, HealthReport, Status, fmt
 from mystic_trading.monitor._webhook import AlertSink, AlertWebhook
 from mystic_trading.store import Alert, Severity, Store
@@ -75,9 +75,7 @@ OPEN_READ_LIMIT = 1000
 
 
 def _utc(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return None if ms is None else utc_text(ms)
 
 
 def alert_row(a: Alert) -> dict[str, Any]:

@@ -66,6 +66,19 @@ def exchange_form(symbol: str | Symbol) -> str:
     return _SEPARATORS.sub("", symbol_text(symbol))
 
 
+def asked_layers(*, memory: bool, redis: bool, query_cache: bool) -> list[str]:
+    """The layers asked, in ``CACHE_LAYERS`` order; ConfigError when none is."""
+    asked = {"memory": memory, "redis": redis, "query_cache": query_cache}
+    layers = [layer for layer in CACHE_LAYERS if asked[layer]]
+    if not layers:
+        raise ConfigError(
+            "nothing to clear: ask for at least one of memory, redis and query_cache",
+            setting="layers",
+            value=asked,
+        )
+    return layers
+
+
 def cache_key_patterns(symbol: str | None) -> tuple[str, ...]:
     """Redis MATCH patterns, after a venue's prefix, of the cached answers of ``symbol``
     (exchange form), or of every symbol. Two for a symbol, so that clearing ``BTCUSD`` never
@@ -103,14 +116,7 @@ async def clear_deployment(
     from mystic_trading.monitor._controller import APPLIED_WITHIN_S, check_venue
 
     check_venue(venue)
-    asked = {"memory": memory, "redis": redis, "query_cache": query_cache}
-    layers = [layer for layer in CACHE_LAYERS if asked[layer]]
-    if not layers:
-        raise ConfigError(
-            "nothing to clear: ask for at least one of memory, redis and query_cache",
-            setting="layers",
-            value=asked,
-        )
+    layers = asked_layers(memory=memory, redis=redis, query_cache=query_cache)
     exchange = None if symbol is None else exchange_form(symbol)
     deleted, error = 0, None
     if redis and redis_url is not None:

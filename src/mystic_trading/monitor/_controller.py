@@ -45,7 +45,6 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -53,6 +52,7 @@ from redis.exceptions import AuthenticationError, AuthorizationError
 
 from mystic_trading.config import ProviderSettings, Settings
 from mystic_trading.errors import ConfigError
+from mystic_trading.models import utc_text
 from mystic_trading.monitor._optimize import optimize
 from mystic_trading.monitor._recommend import (
     FigureHistory,
@@ -86,11 +86,6 @@ ALERTS_SHOWN = 50
 TOTALS = ("requests", "upstream_calls", "upstream_weight", "errors", "stale", "n429", "n418")
 # Health statuses from best to worst; "unknown" when nobody reports a check.
 HEALTH_ORDER = ("ok", "unknown", "warning", "critical")
-
-
-def utc_text(ms: int) -> str:
-    """UTC epoch ms as ``2026-12-02 07:30:05 UTC``."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def check_venue(venue: str) -> str:

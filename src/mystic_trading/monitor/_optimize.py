@@ -47,7 +47,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mystic_trading._optimize_settings import LEVEL_NAMES
-from mystic_trading.monitor._recommend import FigureHistory, ProcessFigures, utc_text
+from mystic_trading.models import utc_text
+from mystic_trading.monitor._recommend import FigureHistory, ProcessFigures
 from mystic_trading.monitor._registry import Deployment, ProcessStatus
 from mystic_trading.throttle import Level, parse_level
 
@@ -185,12 +186,12 @@ async def optimize(
     now_ms = controller.now_ms()
     if last is not None and now_ms - last.at < settings.cooldown_s * 1000:
         until = last.at + round(settings.cooldown_s * 1000)
-        result["cooldown_until"] = utc_text(until / 1000)
+        result["cooldown_until"] = utc_text(until)
         result["skipped"] = {
             **step,
             "why": (
-                f"cooldown: the level was changed at {utc_text(last.at / 1000)} by "
-                f"{last.actor}; the next change may come at {utc_text(until / 1000)}"
+                f"cooldown: the level was changed at {utc_text(last.at)} by "
+                f"{last.actor}; the next change may come at {utc_text(until)}"
             ),
         }
         result["message"] = f"{name}: {step['title'].lower()} waits for the cooldown"
@@ -332,7 +333,7 @@ class AutoOptimizer:
         self.watch = None
         reason = (
             f"rollback of {watch.old.value} -> {watch.new.value}: {why} "
-            f"{utc_text(watch.applied_at_s)} ({now - watch.applied_at_s:.0f} s)"
+            f"{utc_text(round(watch.applied_at_s * 1000))} ({now - watch.applied_at_s:.0f} s)"
         )
         change = await self.controller.set_level(
             watch.old, actor=self.actor, reason=reason[:REASON_CHARS], venue=watch.venue
@@ -378,6 +379,6 @@ class AutoOptimizer:
             else {
                 "from": watch.old.value,
                 "to": watch.new.value,
-                "until": utc_text(watch.until_s),
+                "until": utc_text(round(watch.until_s * 1000)),
             },
         }

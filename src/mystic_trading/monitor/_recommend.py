@@ -56,11 +56,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from mystic_trading._optimize_settings import LEVEL_NAMES
 from mystic_trading.config import CacheSettings, Settings
+from mystic_trading.models import utc_text
 from mystic_trading.throttle import Level
 
 __all__ = [
@@ -90,10 +90,6 @@ HIT_RATE_FALL_PTS = 10.0
 FOREIGN_MIN_SHARE = 0.01
 # Processes shown in one recommendation's evidence.
 EVIDENCE_PROCESSES = 8
-
-
-def utc_text(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _num(value: Any) -> float | None:
@@ -206,8 +202,8 @@ def _window(spans: Sequence[Span]) -> dict[str, Any]:
     end = max(s.last.at_s for s in spans)
     bases = sorted({s.basis for s in spans})
     return {
-        "from": utc_text(start),
-        "to": utc_text(end),
+        "from": utc_text(round(start * 1000)),
+        "to": utc_text(round(end * 1000)),
         "seconds": round(end - start, 3),
         "basis": bases[0] if len(bases) == 1 else "mixed",
         "processes": len(spans),
