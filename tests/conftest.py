@@ -108,6 +108,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class Moved:
+    """A monotonic clock (seconds) that moves only when told: cache TTLs without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 class RedisProcess:
     """A redis-server of our own on a free loopback port, to stop and start again."""
 
@@ -137,7 +150,7 @@ class RedisProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for _ in range(200):
+        for _ in range(500):
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
                 return

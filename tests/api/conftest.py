@@ -7,13 +7,10 @@ import asyncio
 import contextlib
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,18 +27,7 @@ from mystic_trading.api._state import ApiState
 from mystic_trading.config import Settings
 from mystic_trading.sandbox import SandboxConfig, SandboxServer
 
-
-class Moved:
-    """A monotonic clock (seconds) that moves only when told: cache TTLs without sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from ..conftest import Moved
 
 
 @pytest.fixture
@@ -125,31 +111,10 @@ async def served(exchange: SandboxServer, tmp_path: Path) -> AsyncIterator[Serve
 
 
 @pytest.fixture
-def private_redis_url() -> Iterator[str]:
-    """A redis-server of our own on a free loopback port: workers' keys never touch the
-    shared Redis (skipped without the binary, a failure under CI=true)."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        message = "needs the redis-server binary to start a private Redis"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{message}; under CI=true a missing service fails the run", pytrace=False)
-        pytest.skip(message)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen([exe, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(500):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.01)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.kill()
-        proc.wait()
+def private_redis_url(own_redis: Any) -> str:
+    """A redis-server of our own (tests/conftest.py): workers' keys never touch the shared
+    Redis."""
+    return str(own_redis.url)
 
 
 def service_env(

@@ -58,19 +58,6 @@ async def md(open_md: OpenMd) -> AsyncIterator[MarketData]:
         yield opened
 
 
-class Moved:
-    """A monotonic clock (seconds) that moves only when told: cache TTLs without sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 async def listening(port: int) -> None:
     """Wait until a sandbox's listener on ``port`` accepts connections again (after a
     refuse outage ended); fail after 4 s."""

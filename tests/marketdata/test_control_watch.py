@@ -24,8 +24,8 @@ from mystic_trading.marketdata.facade import MarketData
 from mystic_trading.sandbox import SandboxServer
 from mystic_trading.store import ControlChange, ControlRepository
 
-from ..conftest import MysticCli
-from .conftest import Moved, OpenMd
+from ..conftest import Moved, MysticCli
+from .conftest import OpenMd
 
 
 def cli_env(exchange: SandboxServer, store_url: str) -> dict[str, str]:

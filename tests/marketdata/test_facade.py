@@ -23,7 +23,8 @@ from mystic_trading.marketdata.facade import MarketData
 from mystic_trading.models import Interval, Symbol
 from mystic_trading.sandbox import SandboxServer
 
-from .conftest import Moved, OpenMd
+from ..conftest import Moved
+from .conftest import OpenMd
 
 DAY = 86_400_000
 

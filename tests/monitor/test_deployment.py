@@ -13,9 +13,7 @@ import asyncio
 import json
 import os
 import queue
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -40,45 +38,6 @@ GONE_AFTER = 3 * HEARTBEAT_S
 START_TIMEOUT_S = 90.0
 # What "a while" is for waits that have no bound of their own (a process moving keeper).
 SETTLE_BEATS = 40
-
-
-class Redis:
-    """A redis-server of our own on a fixed free port, stopped and started again on it."""
-
-    def __init__(self) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            message = "needs the redis-server binary to start a private Redis"
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail(f"{message}; under CI=true a missing service fails the run")
-            pytest.skip(message)
-        self.exe = exe
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        for _ in range(500):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
-                return
-            except OSError:
-                time.sleep(0.01)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
 
 
 class Worker:
@@ -148,11 +107,9 @@ class Worker:
 
 
 @pytest.fixture
-def redis() -> Iterator[Redis]:
-    server = Redis()
-    server.start()
-    yield server
-    server.stop()
+def redis(own_redis: Any) -> Any:
+    """A redis-server of our own (tests/conftest.py), stopped and started again mid-run."""
+    return own_redis
 
 
 @pytest.fixture
@@ -198,7 +155,7 @@ def audit_at_ms(store_url: str, venue: str) -> int:
 
 
 def test_a_deployment_of_three_processes(
-    tmp_path: Path, redis: Redis, exchange: SandboxServer, mystic_cli: Any
+    tmp_path: Path, redis: Any, exchange: SandboxServer, mystic_cli: Any
 ) -> None:
     """Three workers on one store and one Redis: status shows all three; one killed -9 is
     shown gone within 3 heartbeats; `mystic decrease` holds what the exchange receives to
