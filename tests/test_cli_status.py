@@ -229,7 +229,7 @@ def test_status_text_sums_up_a_healthy_deployment(capsys: pytest.CaptureFixture[
     ]  # fmt: skip
     status_cmd._print_health({"overall": "ok", "checks": checks})
     out = capsys.readouterr().out
-    assert "2 checks ok (store_round_trip, loop_lag)" in out
+    assert "health: ok (all 2 checks: store_round_trip, loop_lag)" in out
     assert "reason" not in out
 
 

@@ -4,11 +4,12 @@ Plain Starlette routes, not FastAPI: the issue's speed goal is 80 % of a bare St
 returning the same bytes (FastAPI measured 4,700 req/s against Starlette's 11,900 here),
 and the Binance-compatible answers are bytes made by msgspec, with nothing for a model layer
 to validate. The app is a list of routers, each a function of the shared ``ApiState``
-returning its routes (``health_routes``, ``binance_routes``); Mystic's own ``/api/v1/`` and
-the admin routes are added the same way.
+returning its routes (``health_routes``, ``binance_routes``, Mystic's own ``v1_routes`` and
+``admin_routes``, then ``openapi_routes``: ``/openapi.json`` and ``/docs``).
 
 The lifespan opens one ``MarketData`` (``MarketData.open(settings)``: memory, Redis, the
-store, the exchange behind the throttler) and the forwarder, and closes them on shutdown,
+store, the exchange behind the throttler), the forwarder and a ``Controller`` on the same
+store (``controller_over``), and closes them on shutdown,
 which waits for the candle writes already answered (``MarketData.aclose``). Two pure ASGI
 middlewares stand in front: metrics outermost (every answer counted, a shed one included),
 then the guard (size limits, the in-flight bound).
@@ -26,12 +27,16 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
+from mystic_trading.api._admin import admin_routes
 from mystic_trading.api._binance import binance_routes
+from mystic_trading.api._dashboard import dashboard_routes
 from mystic_trading.api._forward import Forwarder
 from mystic_trading.api._guard import Guard
 from mystic_trading.api._health import health_routes
 from mystic_trading.api._metrics import MarketDataCollector, MetricsMiddleware
-from mystic_trading.api._state import ApiState
+from mystic_trading.api._openapi import openapi_routes
+from mystic_trading.api._state import ApiState, controller_over
+from mystic_trading.api._v1 import v1_routes
 from mystic_trading.config import Settings
 from mystic_trading.errors import ConfigError, MysticError
 from mystic_trading.marketdata.facade import MarketData
@@ -42,7 +47,14 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 Router = Callable[[ApiState], Sequence[BaseRoute]]
-ROUTERS: tuple[Router, ...] = (health_routes, binance_routes)
+ROUTERS: tuple[Router, ...] = (
+    health_routes,
+    binance_routes,
+    v1_routes,
+    admin_routes,
+    openapi_routes,
+    dashboard_routes,
+)
 
 
 def create_app(
@@ -80,7 +92,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with MarketData.open(settings, clock=clock) as md:
+        async with (
+            MarketData.open(settings, clock=clock) as md,
+            controller_over(settings, md.store) as controller,
+        ):
             provider = md.provider
             declared = (
                 (lambda: provider.declared)
@@ -91,11 +106,16 @@ def create_app(
                 md.throttler, settings.provider, settings.cache, declared=declared, clock=clock
             )
             state.md_or_none, state.forwarder = md, forwarder
+            state.controller_or_none = controller
             warm = asyncio.ensure_future(_warm(md))
+            if state.dashboard is not None:
+                state.dashboard.ensure_started()
             try:
                 yield
             finally:
-                state.md_or_none = None
+                if state.dashboard is not None:
+                    await state.dashboard.aclose()
+                state.md_or_none = state.controller_or_none = None
                 warm.cancel()
                 await asyncio.gather(warm, return_exceptions=True)
                 await forwarder.aclose()

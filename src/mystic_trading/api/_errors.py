@@ -7,14 +7,22 @@ AuthenticationError) works unchanged. Where the fault is Mystic's upstream (a ba
 pause, an outage) and nothing can be served, the answer is 429 with ``Retry-After`` in the
 -1003 form: the client is not banned, the exchange is holding Mystic back, and 429 is what
 every Binance client already backs off from. Never a 5xx for that (issue 13, item 2).
+
+Mystic's own ``/api/v1/`` answers the same faults in its own envelope (:class:`V1Error`,
+:func:`v1_error_of`): ``{"error": {"code": "<snake_case>", "message": "<one line>", "field":
+"<parameter or null>"}}``, 422 for invalid input naming the parameter, 404 for an unknown
+symbol, 409 for a change the controller refused, 429/503 with ``Retry-After`` where the
+exchange or the store holds Mystic back.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from mystic_trading.errors import (
     Banned,
+    ConfigError,
     DataError,
     InvalidInterval,
     InvalidRange,
@@ -33,11 +41,14 @@ from mystic_trading.models import iso_from_ms
 
 __all__ = [
     "ApiRefusal",
+    "V1Error",
     "illegal_chars",
+    "invalid",
     "invalid_symbol",
     "mandatory",
     "refusal_of",
     "signed_refused",
+    "v1_error_of",
 ]
 
 SYMBOL_PATTERN = "^[A-Z0-9-_.]{1,20}$"
@@ -155,3 +166,73 @@ def refusal_of(exc: MysticError, now_ms: int) -> ApiRefusal:
     if isinstance(exc, StoreError):
         return ApiRefusal(503, -1000, f"Mystic's store is unavailable: {exc}")
     return ApiRefusal(500, -1000, f"An unknown error occurred while processing the request: {exc}")
+
+
+# -- /api/v1 ----------------------------------------------------------------------------------
+
+
+class V1Error(Exception):
+    """An error answer of ``/api/v1``: HTTP ``status``, a snake_case ``code``, a one-line
+    ``message`` naming what was wrong, the parameter (``field``) when one was, and
+    ``retry_after`` seconds when the client should wait."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        retry_after: int | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.retry_after = retry_after
+        # A refused change's answer as the Controller gave it (409): what stands and why, so
+        # a client prints exactly what the local command would.
+        self.result = result
+
+    def body(self) -> dict[str, Any]:
+        error = {"code": self.code, "message": self.message, "field": self.field}
+        return {"error": error} if self.result is None else {"error": error, "result": self.result}
+
+
+def invalid(field: str, message: str) -> V1Error:
+    """422: the parameter ``field`` is not valid; ``message`` says how."""
+    return V1Error(422, "invalid", f"{field}: {message}", field)
+
+
+def v1_error_of(exc: MysticError, now_ms: int, field: str | None = None) -> V1Error:
+    """The ``/api/v1`` answer for a Mystic error raised while serving a request; ``field``
+    names the parameter an invalid-input error is about when the caller knows it."""
+    line = " ".join(str(exc).split())
+    if isinstance(exc, UnknownSymbol):
+        return V1Error(404, "unknown_symbol", line, field or "symbol")
+    if isinstance(exc, InvalidSymbol):
+        return V1Error(422, "invalid", line, field or "symbol")
+    if isinstance(exc, InvalidInterval):
+        return V1Error(422, "invalid", line, field or "interval")
+    if isinstance(exc, ConfigError):
+        return V1Error(422, "invalid", line, field or exc.setting or None)
+    if isinstance(exc, DataError):
+        return V1Error(422, "invalid", line, field)
+    refusal = refusal_of(exc, now_ms)
+    if isinstance(exc, Banned):
+        return V1Error(429, "banned", refusal.msg, None, refusal.retry_after)
+    if isinstance(exc, RateLimited):
+        return V1Error(429, "rate_limited", refusal.msg, None, refusal.retry_after)
+    if isinstance(exc, ThrottleError):
+        return V1Error(429, "throttled", refusal.msg, None, refusal.retry_after)
+    if isinstance(exc, UpstreamUnavailable):
+        return V1Error(429, "upstream_unavailable", refusal.msg, None, refusal.retry_after)
+    if isinstance(exc, UpstreamRejected):
+        status = exc.status if 400 <= exc.status < 500 and exc.status != 418 else 502
+        return V1Error(status, "upstream_rejected", line)
+    if isinstance(exc, MalformedPayload | VenueMismatch):
+        return V1Error(502, "bad_upstream", refusal.msg)
+    if isinstance(exc, StoreError):
+        return V1Error(503, "store_unavailable", refusal.msg, None, OUTAGE_RETRY_S)
+    return V1Error(500, "internal", refusal.msg)

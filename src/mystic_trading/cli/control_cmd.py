@@ -5,20 +5,20 @@ entry in the store's control log naming the layers and the symbol; every running
 follows the log (about once a second) and drops the same entries from its memory and its
 store query cache (``monitor/_clear.py``). It needs neither the exchange nor a MarketData.
 The store's candles stay: closed candles never change, so there is nothing to clear there.
+With ``--url`` the service at that URL does the same through its API (``status_cmd.control``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from mystic_trading.cli._remote import Control
 from mystic_trading.cli.market_cmd import checked_arguments
-from mystic_trading.cli.status_cmd import VenueOption
-from mystic_trading.config import Settings
+from mystic_trading.cli.status_cmd import TokenOption, UrlOption, VenueOption, _run
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -61,6 +61,8 @@ def clear(
     ] = "",
     venue: VenueOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Drop cached tickers, books and candle windows of the venue in every running process
     within 2 s, audited. --memory, --redis and --query-cache choose the layers; none given
@@ -69,7 +71,6 @@ def clear(
     Exit codes: 0 cleared, 1 Redis could not be cleared (the rest was) or a Mystic error,
     2 bad arguments or settings."""
     # Imported here: every `mystic` invocation imports each command's module (cli/_app.py).
-    from mystic_trading.monitor import Controller
     from mystic_trading.monitor._clear import exchange_form
 
     if symbol_argument is not None and symbol is not None and symbol_argument != symbol:
@@ -81,21 +82,19 @@ def clear(
     text = symbol if symbol is not None else symbol_argument
     name = None if text is None else checked_arguments(lambda: exchange_form(text))
     every = not (memory or redis or query_cache)
-    settings: Settings = ctx.obj.settings
 
-    async def work() -> dict[str, Any]:
-        async with Controller.open(settings) as controller:
-            return await controller.clear(
-                venue=venue,
-                memory=memory or every,
-                redis=redis or every,
-                query_cache=query_cache or every,
-                symbol=name,
-                actor="cli",
-                reason=reason or "mystic clear",
-            )
+    async def work(target: Control) -> dict[str, Any]:
+        return await target.clear(
+            venue=venue,
+            memory=memory or every,
+            redis=redis or every,
+            query_cache=query_cache or every,
+            symbol=name,
+            actor="cli",
+            reason=reason or "mystic clear",
+        )
 
-    result = asyncio.run(work())
+    result = _run(ctx, url, token, work)
     failed = "redis" in result["layers"] and result["redis_error"] is not None
     if as_json:
         typer.echo(json.dumps(result, sort_keys=True))

@@ -11,6 +11,9 @@ Ctrl-C ends it with exit code 0: it is how a watch is meant to end, as with ``to
 fails (the store unreachable for a moment) is shown above the last frame, or as a line
 ``{"error": ..., "last_frame": n}`` in JSON, and tried again at the next tick; a failure
 before the first frame is the command's error (exit 1, or 2 for settings).
+
+With ``--url`` each refresh is one ``GET /api/v1/status`` of the service at that URL
+(``status_cmd.control``), over one kept-alive connection.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from contextlib import AbstractAsyncContextManager
+from typing import Annotated, Any
 
 import typer
 from rich import box
@@ -29,13 +33,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from mystic_trading.cli._remote import Control, RemoteError
 from mystic_trading.cli.monitor_frame import LAYERS, Frame, FrameBuilder, ProcessRow, Span
-from mystic_trading.cli.status_cmd import VenueOption
-from mystic_trading.config import Settings
+from mystic_trading.cli.status_cmd import TokenOption, UrlOption, VenueOption, control, refused
 from mystic_trading.errors import MysticError
-
-if TYPE_CHECKING:
-    from mystic_trading.monitor import Controller
 
 __all__ = ["monitor", "render"]
 
@@ -277,6 +278,8 @@ def monitor(
             help="Print frames as JSON: one object with --once, else one line per refresh.",
         ),
     ] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """A live view of the deployment, refreshed every second: throughput, hit rate per
     layer, weight used against the exchange's limit, queue, upstream latency p50/p95,
@@ -284,10 +287,11 @@ def monitor(
     each process's last two heartbeats (about 2 s apart); in the first frame, and with
     --once, they are since each process started. Reads the store and Redis only (as
     `mystic status`); needs no exchange and changes nothing. Ctrl-C stops it (exit 0)."""
-    settings: Settings = ctx.obj.settings
     console = Console(highlight=False)
     try:
-        asyncio.run(_watch(settings, venue, interval, once, as_json, console))
+        asyncio.run(_watch(control(ctx, url, token), venue, interval, once, as_json, console))
+    except RemoteError as exc:  # before the first frame; later ones are shown and retried
+        raise refused(exc) from None
     except KeyboardInterrupt:
         # Ctrl-C is how a live view ends: the last frame stays on screen, exit 0.
         if not as_json and not console.is_terminal:
@@ -295,18 +299,15 @@ def monitor(
 
 
 async def _watch(
-    settings: Settings,
+    opened: AbstractAsyncContextManager[Control],
     venue: str | None,
     interval: float,
     once: bool,
     as_json: bool,
     console: Console,
 ) -> None:
-    # Imported here: every `mystic` invocation imports each command's module (cli/_app.py).
-    from mystic_trading.monitor import Controller
-
     builder = FrameBuilder()
-    async with Controller.open(settings) as controller:
+    async with opened as controller:
         frame = builder.build(await controller.status(venue))
         if once:
             if as_json:
@@ -343,7 +344,7 @@ def _json_lines(frame: Frame, error: str | None) -> None:
 
 
 async def _repeat(
-    controller: Controller,
+    controller: Control,
     venue: str | None,
     interval: float,
     builder: FrameBuilder,

@@ -10,6 +10,9 @@ when there is no terminal to ask); ``--dry-run`` only shows. ``--watch`` stays
 ``monitor.optimize.watch_s`` after applying, and rolls the change back (audited) if 429s or
 worse latency follow. Exit codes: 0 done (or nothing to do), 1 a Mystic error or an
 optimize refused (declined, cooldown), 2 bad arguments or settings.
+
+With ``--url`` both act through a running service's API (``status_cmd.control``); the
+service applies the step, and ``--watch``, which reads the heartbeats itself, is refused.
 """
 
 from __future__ import annotations
@@ -22,12 +25,20 @@ from typing import Annotated, Any
 
 import typer
 
-from mystic_trading.config import Settings
+from mystic_trading.cli._remote import Control, RemoteError
 from mystic_trading.monitor import Controller
 from mystic_trading.monitor._optimize import ChangeWatch
 from mystic_trading.throttle import parse_level
 
-from .status_cmd import JsonOption, VenueOption, _run, console, err_console
+from .status_cmd import (
+    JsonOption,
+    TokenOption,
+    UrlOption,
+    VenueOption,
+    _run,
+    console,
+    err_console,
+)
 
 # How often --watch reads the heartbeats (every process beats every 2 s by default).
 WATCH_POLL_S = 2.0
@@ -58,15 +69,18 @@ def _print_recommendations(data: dict[str, Any]) -> None:
 
 
 def recommendations(
-    ctx: typer.Context, venue: VenueOption = None, as_json: JsonOption = False
+    ctx: typer.Context,
+    venue: VenueOption = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """What to change, from the figures the venue's processes measured: raise or lower the
     throttle level, enable Redis, grow the memory cache or the store pool, backfill a
     series, fix the clock. Each with its evidence (the figures and the window they cover),
     the change (setting, from, to), the effect expected, and whether `mystic optimize` may
     apply it. Works with no process running (their last heartbeats)."""
-    settings: Settings = ctx.obj.settings
-    data = _run(settings, lambda controller: controller.recommendations(venue))
+    data = _run(ctx, url, token, lambda target: target.recommendations(venue))
     if as_json:
         typer.echo(json.dumps(data, sort_keys=True))
         return
@@ -159,28 +173,43 @@ def optimize(
         ),
     ] = False,
     as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Apply the safe recommendations: one throttle level step at most, within
     monitor.optimize's bounds (never above the exchange's limit less the safety margin),
     not within the cooldown after the last change, audited with its evidence; every running
     process applies it within 2 s. Without --yes it shows the step and asks (and refuses
     when it cannot ask); --dry-run only shows. Exit 1 when declined or in the cooldown."""
-    settings: Settings = ctx.obj.settings
+    if watch and url is not None:
+        raise typer.BadParameter(
+            "--watch reads the processes' heartbeats from the store and Redis, which --url "
+            "does not open; watch with `mystic monitor --url` instead",
+            param_hint="--watch",
+        )
 
-    async def work(controller: Controller) -> dict[str, Any]:
-        plan = await controller.optimize(venue, dry_run=True, actor="cli optimize")
+    async def work(target: Control) -> dict[str, Any]:
+        try:
+            plan = await target.optimize(venue, dry_run=True, actor="cli optimize")
+        except RemoteError as exc:
+            if exc.code == "cooldown" and dry_run:
+                # Only shown, as the local dry run shows a plan waiting for the cooldown.
+                err_console.print(f"[bold red]not applied[/]: {exc}", highlight=False)
+                raise typer.Exit(0) from None
+            raise
         if dry_run or plan["planned"] is None or plan["skipped"] is not None:
             return plan
         if not yes and not _confirm(plan["planned"], plan["venue"]):
             plan["message"] = f"{plan['venue']}: not confirmed; nothing changed"
             plan["declined"] = True
             return plan
-        done = await controller.optimize(venue, actor="cli optimize")
+        done = await target.optimize(venue, actor="cli optimize")
         if watch and done["applied"] is not None:
-            done["watch"] = await _watch(controller, done, settings.monitor.optimize.watch_s)
+            assert isinstance(target, Controller)  # --watch with --url is refused above
+            done["watch"] = await _watch(target, done, target.settings.monitor.optimize.watch_s)
         return done
 
-    data = _run(settings, work)
+    data = _run(ctx, url, token, work)
     if as_json:
         typer.echo(json.dumps(data, sort_keys=True))
     elif not data.get("declined"):

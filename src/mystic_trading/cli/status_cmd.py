@@ -6,11 +6,17 @@ nor needs a process running: status is what the store and Redis hold (control st
 last heartbeats), and a level step is saved in the store with its audit entry, which every
 running process applies within 2 s. Exit codes: 0 done, 1 a Mystic error or a step refused
 at the top or bottom of the ladder (nothing changed), 2 bad arguments or settings.
+
+With ``--url`` (or MYSTIC_URL) every controller command (these, ``optimize``,
+``recommendations``, ``clear``, ``monitor``) acts through a running service's API instead
+(``_remote.Remote``): the same data, rendered the same way, and no store opened here.
+:func:`control` is the one place that choice is made.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 from collections.abc import Awaitable, Callable
@@ -24,6 +30,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mystic_trading.cli._remote import Control, Remote, RemoteError, check_service_url
 from mystic_trading.config import ProviderSettings, Settings
 from mystic_trading.monitor import Controller
 
@@ -57,12 +64,82 @@ VenueOption = Annotated[
 ]
 
 
-def _run(settings: Settings, work: Callable[[Controller], Awaitable[T]]) -> T:
-    async def run() -> T:
-        async with Controller.open(settings) as controller:
-            return await work(controller)
+def _service_url(value: str | None) -> str | None:
+    """``--url`` checked before anything is sent."""
+    if value is None:
+        return None
+    try:
+        return check_service_url(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
-    return asyncio.run(run())
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        envvar="MYSTIC_URL",
+        help="Act through the `mystic serve` service at this URL (http://host:port) instead "
+        "of opening the store and Redis of the settings.",
+        show_default=False,
+        callback=_service_url,
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="MYSTIC_API_TOKEN",
+        help="The service's api.admin_token, for changes made with --url (better from "
+        "MYSTIC_API_TOKEN: a command line is visible to every user of the machine).",
+        show_default=False,
+    ),
+]
+
+
+def control(
+    ctx: typer.Context, url: str | None, token: str | None
+) -> contextlib.AbstractAsyncContextManager[Control]:
+    """Where a controller command acts, chosen here only: the service at ``url`` through
+    its API, else the store and Redis of the settings (read only then: a remote call needs
+    no local settings, and a broken local file must not stop it)."""
+    if url is not None:
+        return Remote(url, token, warn=_warn)
+    settings: Settings = ctx.obj.settings
+    return Controller.open(settings)
+
+
+def _warn(message: str) -> None:
+    err_console.print(f"[bold yellow]warning[/]: {message}")
+
+
+def refused(exc: RemoteError) -> typer.Exit:
+    """Print a remote refusal as the local command prints the same case; the exit to raise."""
+    if exc.code == "at_limit":
+        err_console.print(f"[bold red]refused[/]: {escape(str(exc))}")
+    elif exc.code == "cooldown":
+        err_console.print(f"[bold red]not applied[/]: {escape(str(exc))}")
+    elif exc.exit_code == 2:
+        err_console.print(f"[bold red]invalid argument[/]: {escape(str(exc))}")
+    else:
+        err_console.print(f"[bold red]error[/]: {escape(str(exc))}")
+    return typer.Exit(exc.exit_code)
+
+
+def _run(
+    ctx: typer.Context,
+    url: str | None,
+    token: str | None,
+    work: Callable[[Control], Awaitable[T]],
+) -> T:
+    async def run() -> T:
+        async with control(ctx, url, token) as target:
+            return await work(target)
+
+    try:
+        return asyncio.run(run())
+    except RemoteError as exc:
+        raise refused(exc) from None
 
 
 # -- formatting -------------------------------------------------------------------------
@@ -97,12 +174,17 @@ def _audit_value(field: str, value: str | None) -> str:
 # -- mystic status ----------------------------------------------------------------------
 
 
-def status(ctx: typer.Context, venue: VenueOption = None, as_json: JsonOption = False) -> None:
+def status(
+    ctx: typer.Context,
+    venue: VenueOption = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
     """The deployment at a glance: processes alive and gone with their figures, the level
     and its ceiling, the exchange's limit and the weight used, pause or ban, open alerts and
     the last changes. Works with no process running."""
-    settings: Settings = ctx.obj.settings
-    data = _run(settings, lambda controller: controller.status(venue))
+    data = _run(ctx, url, token, lambda target: target.status(venue))
     if as_json:
         typer.echo(json.dumps(data, sort_keys=True))
         return
@@ -259,7 +341,7 @@ def _print_health(health: dict[str, Any]) -> None:
         (c for c in every if c["status"] != "ok"), key=lambda c: _STATUS_ORDER.get(c["status"], 3)
     )
     if not checks:
-        console.print(f"\n{title}: {len(fine)} checks ok ({', '.join(fine)})", highlight=False)
+        console.print(f"\n{title} (all {len(fine)} checks: {', '.join(fine)})", highlight=False)
         return
     table = Table(
         title=title,
@@ -338,15 +420,19 @@ def _print_audit(audit: list[dict[str, Any]]) -> None:
 
 
 def _step(
-    ctx: typer.Context, direction: str, reason: str, venue: str | None, as_json: bool
+    ctx: typer.Context,
+    direction: str,
+    reason: str,
+    venue: str | None,
+    as_json: bool,
+    url: str | None,
+    token: str | None,
 ) -> None:
-    settings: Settings = ctx.obj.settings
-
-    async def work(controller: Controller) -> dict[str, Any]:
-        move = controller.increase if direction == "increase" else controller.decrease
+    async def work(target: Control) -> dict[str, Any]:
+        move = target.increase if direction == "increase" else target.decrease
         return await move(reason=reason or f"mystic {direction}", actor="cli", venue=venue)
 
-    data = _run(settings, work)
+    data = _run(ctx, url, token, work)
     if as_json:
         typer.echo(json.dumps(data, sort_keys=True))
     elif data["changed"]:
@@ -372,11 +458,13 @@ def increase(
     reason: ReasonOption = "",
     venue: VenueOption = None,
     as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """One throttle level up for the whole deployment (audited): prints from, to and the new
     ceiling; every running process applies it within 2 s. At the highest level (unlimited)
     nothing changes and the exit code is 1."""
-    _step(ctx, "increase", reason, venue, as_json)
+    _step(ctx, "increase", reason, venue, as_json, url, token)
 
 
 def decrease(
@@ -384,8 +472,10 @@ def decrease(
     reason: ReasonOption = "",
     venue: VenueOption = None,
     as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """One throttle level down for the whole deployment (audited): prints from, to and the
     new ceiling; every running process applies it within 2 s. At the lowest level
     (conservative) nothing changes and the exit code is 1."""
-    _step(ctx, "decrease", reason, venue, as_json)
+    _step(ctx, "decrease", reason, venue, as_json, url, token)
