@@ -204,26 +204,12 @@ class AdminApi:
         """What ``mystic throttle ban clear --yes`` does: the store's ban (audited) and
         the shared quota's in Redis."""
         body = await _body(request, BanClearBody)
-        controller = self.state.controller
-        name, _ = await controller.venue(body.venue)
-        reason = self._reason(request, body.reason, "cleared with the api")
-        in_store = await controller.store.control.clear_ban(name, actor=ACTOR, reason=reason)
-        in_redis = False
-        if controller.quota is not None:
-            in_redis = await controller.quota.banned_until(name) is not None
-            await controller.quota.clear_ban(name)
-        cleared = in_store or in_redis
-        return json_response(
-            {
-                "venue": name,
-                "cleared": cleared,
-                "in_store": in_store,
-                "in_redis": in_redis,
-                "message": f"{name}: ban lifted"
-                if cleared
-                else f"{name}: there was no ban to lift",
-            }
+        done = await self.state.controller.clear_ban(
+            venue=body.venue,
+            actor=ACTOR,
+            reason=self._reason(request, body.reason, "cleared with the api"),
         )
+        return json_response(done)
 
     def guarded(self, handler: Callable[[Request], Awaitable[Response]]) -> Any:
         async def endpoint(request: Request) -> Response:

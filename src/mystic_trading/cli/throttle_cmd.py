@@ -173,15 +173,10 @@ def ban_clear(
         typer.echo("this lifts the ban for every process; add --yes to do it")
         raise typer.Exit(2)
 
-    async def run() -> tuple[str, bool]:
-        async with await open_store(settings.store) as store:
-            name = await _venue(settings, store, venue)
-            cleared = await store.control.clear_ban(name, actor="cli", reason=reason)
-            async with _shared_quota(settings) as quota:
-                if quota is not None:
-                    cleared = (await quota.banned_until(name) is not None) or cleared
-                    await quota.clear_ban(name)
-            return name, cleared
+    async def run() -> dict[str, Any]:
+        from mystic_trading.monitor import Controller
 
-    name, cleared = asyncio.run(run())
-    typer.echo(f"{name}: ban lifted" if cleared else f"{name}: there was no ban to lift")
+        async with Controller.open(settings) as controller:
+            return await controller.clear_ban(venue=venue, actor="cli", reason=reason)
+
+    typer.echo(asyncio.run(run())["message"])

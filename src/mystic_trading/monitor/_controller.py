@@ -232,6 +232,29 @@ class Controller:
 
     # -- changing the level -------------------------------------------------------------
 
+    async def clear_ban(
+        self, *, venue: str | None = None, actor: str = "operator", reason: str = ""
+    ) -> dict[str, Any]:
+        """Lift the venue's ban in the store (audited) and in the shared quota in Redis: a
+        stale ban, e.g. a sandbox's. If the exchange's ban is real, the next request earns
+        a longer one. Every running process applies it within 2 s."""
+        name, _ = await self.venue(venue)
+        in_store = await self.store.control.clear_ban(
+            name, actor=actor, reason=reason or "ban lifted"
+        )
+        in_redis = False
+        if self.quota is not None:
+            in_redis = await self.quota.banned_until(name) is not None
+            await self.quota.clear_ban(name)
+        cleared = in_store or in_redis
+        return {
+            "venue": name,
+            "cleared": cleared,
+            "in_store": in_store,
+            "in_redis": in_redis,
+            "message": f"{name}: ban lifted" if cleared else f"{name}: there was no ban to lift",
+        }
+
     async def clear(
         self,
         *,
