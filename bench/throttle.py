@@ -351,13 +351,17 @@ async def phase_one_process(
 ) -> dict[str, float]:
     async with throttler:
         send = mystic_sender(throttler, client)
-        return await measure(
+        found = await measure(
             client,
             a.weight_limit,
             a.window_s,
             a.windows,
             lambda s: drive(client, s, concurrency, send),
         )
+        # Cuts of the adaptive rate (latency, errors, 429s): on a busy machine a latency cut
+        # lowers the rate, and each window's cap with it, for a few seconds.
+        found["adaptive_cuts"] = throttler.stats()["adaptive_cuts"]
+        return found
 
 
 async def phase_anchor(
@@ -388,6 +392,7 @@ async def phase_four_processes(
     procs = [
         await asyncio.create_subprocess_exec(
             sys.executable,
+            "-P",  # not bench/ first on sys.path: a module there may be named like a stdlib one
             __file__,
             "--worker",
             kind,
@@ -617,6 +622,9 @@ async def main(a: argparse.Namespace) -> dict[str, Any]:
                 n429_1proc=sum(f["n429"] for f in sweep.values()),
                 n418_1proc=sum(f["n418"] for f in sweep.values()),
                 util_1proc_by_callers={str(c): f["util"] for c, f in sweep.items()},
+                adaptive_cuts_1proc_by_callers={
+                    str(c): f["adaptive_cuts"] for c, f in sweep.items()
+                },
             )
             for kind in FOUR_PROCESS_KINDS:
                 four = await phase_four_processes(client, a, url, kind)

@@ -73,16 +73,16 @@ def test_increase_then_status_shows_the_new_level(run: Run) -> None:
     up = run("increase", "--venue", VENUE, "--reason", "quiet market")
     assert up.returncode == 0, up.stderr
     assert "moderate -> aggressive" in up.stdout
-    assert "2,400 -> 5,150 weight/min" in up.stdout
+    assert "2,400 -> 5,400 weight/min" in up.stdout
     assert "every running process applies it within 2 s" in up.stdout
     data = status(run)
     assert (data["level"]["name"], data["level"]["set_by"]) == ("aggressive", "cli")
-    assert data["level"]["ceiling_weight_per_min"] == pytest.approx(5150)
+    assert data["level"]["ceiling_weight_per_min"] == pytest.approx(5400)
     [entry] = data["audit"]
     assert (entry["field"], entry["to"], entry["reason"]) == ("level", "aggressive", "quiet market")
     text = run("status", "--venue", VENUE)
     assert text.returncode == 0, text.stderr
-    assert "aggressive (store, set" in text.stdout and "5,150 weight/min" in text.stdout
+    assert "aggressive (store, set" in text.stdout and "5,400 weight/min" in text.stdout
     assert "quiet market" in text.stdout
 
 

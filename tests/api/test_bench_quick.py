@@ -1,4 +1,4 @@
-"""bench/http.py --quick --json: every figure the issue asks for is reported, and through
+"""bench/http_service.py --quick --json: every figure the issue asks for is reported, and through
 Mystic the bots earn no 429 or 418, and the load phase sees no error (never timings)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "http.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "http_service.py"
 RATIOS = ("ticker_v3_over_bare", "bots_weight_saved_pct", "load_rss_growth_mb")
 COUNTS = ("bots_429", "bots_418", "load_errors", "bots_direct_429", "bots_direct_418")
 

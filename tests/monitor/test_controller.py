@@ -62,8 +62,8 @@ async def test_status_of_an_empty_store(store_url: str, wall: FakeClock) -> None
     # Moderate is 20 req/s of weight 2: 40 weight/s, under the safe rate of 6000/min.
     assert data["level"]["ceiling_weight_per_min"] == pytest.approx(2400)
     assert data["limit"]["weight"] == 6000 and data["limit"]["window_s"] == 60
-    # 6000 less the 10 % margin less a burst of 250, per minute.
-    assert data["limit"]["safe_weight_per_min"] == pytest.approx(5150)
+    # 6000 less the 10 % margin, per minute.
+    assert data["limit"]["safe_weight_per_min"] == pytest.approx(5400)
     assert (data["processes"], data["alive"], data["gone"]) == ([], 0, 0)
     assert data["weight_used"]["weight_per_min"] == 0
     assert data["pause"]["paused"] is False and data["ban"]["banned"] is False
@@ -161,7 +161,7 @@ async def test_increase_and_decrease_step_the_stored_level_with_audit(
             up = await controller.increase(reason="quiet market", actor="ops")
             assert (up["from"], up["to"], up["changed"]) == ("moderate", "aggressive", True)
             assert up["from_ceiling_weight_per_min"] == pytest.approx(2400)
-            assert up["ceiling_weight_per_min"] == pytest.approx(5150)
+            assert up["ceiling_weight_per_min"] == pytest.approx(5400)
             assert up["applied_within_s"] == 2.0 and "within 2 s" in up["message"]
             assert await watch.poll() == 1
             assert throttler.level is Level.AGGRESSIVE
@@ -223,7 +223,7 @@ async def test_ceilings_follow_the_stored_exchange_budget(
     store_url: str, store: Store, wall: FakeClock
 ) -> None:
     """With exchangeInfo kept for the venue, its REQUEST_WEIGHT limit is the budget: 1200 a
-    minute less 10 % and a burst of 250 leaves 830 a minute, which caps every level."""
+    minute less 10 % leaves 1,080 a minute, which caps every level."""
     info = {
         "rateLimits": [
             {
@@ -240,10 +240,10 @@ async def test_ceilings_follow_the_stored_exchange_budget(
         assert data["limit"]["weight"] == 1200
         assert data["limit"]["source"] == "exchangeInfo kept in the store"
         assert data["limit"]["info_kept_at"] == "2023-11-14 22:13:20 UTC"
-        assert data["level"]["ceiling_weight_per_min"] == pytest.approx(830)
+        assert data["level"]["ceiling_weight_per_min"] == pytest.approx(1080)
         ceilings = await controller.ceilings(VENUE)
         assert ceilings[Level.CONSERVATIVE] * 60 == pytest.approx(600)
-        assert ceilings[Level.UNLIMITED] * 60 == pytest.approx(830)
+        assert ceilings[Level.UNLIMITED] * 60 == pytest.approx(1080)
 
 
 async def test_a_ban_is_shown_as_a_utc_time_until_it_ends(

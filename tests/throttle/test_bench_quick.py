@@ -45,7 +45,8 @@ def _number(value: Any) -> bool:
 @pytest.fixture(scope="module")
 def quick(redis_url: str) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--json", "--redis-url", redis_url],
+        # -P: bench/ not first on sys.path (a module there may be named like a stdlib one).
+        [sys.executable, "-P", str(BENCH), "--quick", "--json", "--redis-url", redis_url],
         capture_output=True,
         text=True,
         timeout=300,

@@ -32,11 +32,12 @@ def test_unknown_level_is_a_named_config_error() -> None:
     assert info.value.setting == "throttle.level"
 
 
-def test_unlimited_is_the_limit_less_margin_and_burst() -> None:
-    """Unlimited = (limit * (1 - margin) - burst) / window, and no level exceeds it."""
+def test_unlimited_is_the_limit_less_margin() -> None:
+    """Unlimited = limit * (1 - margin) / window (each exchange window is counted, so no burst
+    is kept aside), and no level exceeds it."""
     budget = Budget(limit=6000, window_s=60, max_weight=250)
     throttler = Throttler("binance", budget, settings=ThrottleSettings(level="unlimited"))
-    assert throttler.ceiling == pytest.approx((6000 * 0.9 - 250) / 60)
+    assert throttler.ceiling == pytest.approx(6000 * 0.9 / 60)
     assert throttler.rate() <= throttler.ceiling
 
 

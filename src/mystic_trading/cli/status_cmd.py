@@ -221,7 +221,7 @@ def _print_status(data: dict[str, Any]) -> None:
         "limit",
         f"{_n(limit['weight'])} weight per {_n(limit['window_s'])} s ({source}); "
         f"{_n(limit['safe_weight_per_min'])} weight/min usable after the "
-        f"{limit['safety_margin']:.0%} margin and a burst of {limit['burst']}",
+        f"{limit['safety_margin']:.0%} margin",
     )
     grid.add_row(
         "used",

@@ -78,6 +78,9 @@ async def assemble(
             )
             redis_layer = RedisLayer(redis_url, prefix=f"mystic:md:{venue}:", clock=clock)
             stack.push_async_callback(redis_layer.aclose)
+        # One clock of the exchange for the provider (finality, serverTime) and the throttler
+        # (the exchange's fixed weight windows, placed on its clock within its error bound).
+        exchange_clock = ExchangeClock(resync_s=settings.provider.clock_resync_s)
         throttler = Throttler(
             venue,
             Budget(
@@ -88,6 +91,8 @@ async def assemble(
             settings=settings.throttle,
             quota=quota,
             control=store.control,
+            exchange_ms=exchange_clock.now_ms,
+            exchange_error_ms=exchange_clock.error_ms,
         )
         stack.push_async_callback(throttler.aclose)
         await throttler.start()
@@ -96,7 +101,7 @@ async def assemble(
             throttler,
             venue=venue,
             declared=declared,
-            clock=ExchangeClock(resync_s=settings.provider.clock_resync_s),
+            clock=exchange_clock,
             final_grace_ms=round(settings.provider.final_grace_s * 1000),
             connect_timeout_s=settings.provider.connect_timeout_s,
             read_timeout_s=settings.provider.read_timeout_s,

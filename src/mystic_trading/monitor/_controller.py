@@ -215,8 +215,8 @@ class Controller:
         return budget, "setting throttle.fallback_weight_per_minute", None
 
     def rates(self, venue: str, budget: Budget) -> tuple[float, float]:
-        """The safe rate of ``budget`` (weight/s: its limit less the safety margin and the
-        burst) and the reference weight, computed by a Throttler exactly as a process's
+        """The safe rate of ``budget`` (weight/s: its limit less the safety margin) and the
+        reference weight, computed by a Throttler exactly as a process's
         (``Throttler.set_budget``); it is never started, so it sends nothing."""
         throttler = Throttler(venue, budget, settings=self.settings.throttle)
         return throttler.safe_rate, throttler.reference_weight

@@ -6,8 +6,9 @@ ceiling in weight per second is ``req/s * reference_weight``, where ``reference_
 the weight of the provider's typical call (Binance: 2, the weight of klines, avgPrice and a
 one-symbol ticker). On Binance's 6000/min budget that makes conservative 10 weight/s (10 % of
 the budget), moderate 40/s (40 %), aggressive 100/s (the whole budget, so in practice the
-cap). Every ceiling is clamped to the exchange's safe rate (its limit less the safety margin
-and the burst, see ``_gcra``); "unlimited" is exactly that safe rate, never more.
+cap). Every ceiling is clamped to the exchange's safe rate (its limit less the safety margin,
+per second: each exchange window is counted, see ``_gcra``); "unlimited" is exactly that
+safe rate, never more.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """The wait queue: FIFO within two priorities, bounded in length and by each deadline.
 
+One bounded exception to the order, made by the dispatcher: when the head cannot start
+before the exchange's window ends, lighter waiters behind it (:meth:`WaitQueue.behind`) may
+take what is left of the window; the head keeps its place and goes first in the next one.
+
 Waiters are futures. Nobody polls: the dispatcher is woken by a new head or a timer, a
 waiter's deadline is a ``call_later`` timer that fails its future, and a cancelled or expired
 waiter is dropped lazily when it reaches the head (its slot in the bound is freed at once).
@@ -126,6 +130,17 @@ class WaitQueue:
             if lane:
                 return lane[0]
         return None
+
+    def behind(self, head: Waiter, limit: int) -> list[Waiter]:
+        """Up to ``limit`` live waiters lighter than ``head``, in the order they are served."""
+        found: list[Waiter] = []
+        for lane in self._lanes:
+            for waiter in lane:
+                if len(found) >= limit:
+                    return found
+                if waiter is not head and waiter.live and waiter.weight < head.weight:
+                    found.append(waiter)
+        return found
 
     def admit(self, waiter: Waiter, delay: float) -> None:
         """Let ``waiter`` go: its future resolves with the delay it must still wait."""

@@ -14,10 +14,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-from mystic_trading.throttle._gcra import BucketState, Grant, reserve, sync_usage
+from mystic_trading.throttle._gcra import (
+    BucketState,
+    Grant,
+    Windows,
+    reserve,
+    sync_usage,
+    sync_window,
+)
 
 __all__ = ["BucketSpec", "MemoryQuota", "Quota", "wall_clock_ms"]
 
@@ -29,19 +36,44 @@ def wall_clock_ms() -> int:
 
 @dataclass(frozen=True, slots=True)
 class BucketSpec:
-    """How to meter one request: the rate (weight/s) and burst (weight) it is admitted at."""
+    """How to meter one request: the rate (weight/s) and burst (weight) it is admitted at.
+
+    With ``cap`` set, the exchange's windows are counted too (see ``_gcra``): at most
+    ``cap`` weight per window of ``window_s``, windows aligned to the epoch on the exchange's
+    clock, which read ``exchange_s`` (UTC epoch seconds; None: this host's clock) when the
+    spec was made, within ``skew_s``. Without it the GCRA alone meters.
+    """
 
     rate: float
     burst: float
     window_s: float
+    cap: float | None = None
+    exchange_s: float | None = None
+    skew_s: float = 0.0
 
     def share(self, parts: int) -> BucketSpec:
-        """This budget split ``parts`` ways, each safe alone: ``(rate*W + burst) / parts``."""
+        """This budget split ``parts`` ways, each safe alone: the rate and the window's cap
+        split, or without a cap ``(rate*W + burst) / parts`` per window."""
         if parts <= 1:
             return self
+        if self.cap is not None:
+            return replace(self, rate=self.rate / parts, cap=self.cap / parts)
         per_window = (self.rate * self.window_s + self.burst) / parts
         rate = max(per_window - self.burst, 1.0) / self.window_s
         return BucketSpec(rate=rate, burst=self.burst, window_s=self.window_s)
+
+    def windows(self, clock_now: float, wall_ms: int) -> Windows | None:
+        """The windows as a bucket whose clock reads ``clock_now`` sees them (None: no cap);
+        ``wall_ms`` stands for the exchange's clock when the spec has none."""
+        if self.cap is None:
+            return None
+        exchange = self.exchange_s if self.exchange_s is not None else wall_ms / 1000
+        return Windows(self.cap, self.window_s, exchange - clock_now, self.skew_s)
+
+    def window_index(self, remaining_s: float, wall_ms: int) -> int:
+        """The index of the exchange's window that ends ``remaining_s`` from now."""
+        exchange = self.exchange_s if self.exchange_s is not None else wall_ms / 1000
+        return round((exchange + remaining_s) / self.window_s) - 1
 
 
 class Quota(Protocol):
@@ -147,14 +179,17 @@ class MemoryQuota:
 
     def reserve_now(self, key: str, weight: int, spec: BucketSpec, max_delay: float) -> Grant:
         """:meth:`reserve` without a coroutine, for the local fallback of other backends."""
+        state = self._bucket(key)
+        now, now_ms = self._clock(), self._wall_ms()
         return reserve(
-            self._bucket(key),
+            state,
             weight,
             spec.rate,
             spec.burst,
-            self._clock(),
-            self._wall_ms(),
+            now,
+            now_ms,
             max_delay,
+            spec.windows(now, now_ms),
         )
 
     async def sync_usage(
@@ -167,6 +202,9 @@ class MemoryQuota:
     ) -> None:
         """:meth:`sync_usage` without a coroutine."""
         state = self._bucket(key)
+        if spec.cap is not None:
+            sync_window(state, used, spec.window_index(remaining_s, self._wall_ms()))
+            return
         sync_usage(state, used, limit_eff, remaining_s, spec.rate, spec.burst, self._clock())
 
     async def pause(self, key: str, seconds: float) -> None:

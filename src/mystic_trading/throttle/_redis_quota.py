@@ -228,6 +228,10 @@ class RedisQuota:
         self._local.ban_now(key, until)
         return until
 
+    def _exchange_s(self, spec: BucketSpec) -> float:
+        """The exchange's clock as the spec read it, else this host's (epoch seconds)."""
+        return spec.exchange_s if spec.exchange_s is not None else self._wall_ms() / 1000
+
     async def reserve(self, key: str, weight: int, spec: BucketSpec, max_delay: float) -> Grant:
         ttl = int(2 * spec.window_s) + 1
 
@@ -237,7 +241,17 @@ class RedisQuota:
         answer = await self._call(
             self._reserve,
             self._keys(key),
-            [weight, repr(spec.rate), repr(spec.burst), repr(max_delay), ttl],
+            [
+                weight,
+                repr(spec.rate),
+                repr(spec.burst),
+                repr(max_delay),
+                ttl,
+                repr(spec.cap or 0.0),
+                repr(spec.window_s),
+                repr(self._exchange_s(spec)),
+                repr(spec.skew_s),
+            ],
             parse,
         )
         if answer is None:
@@ -257,6 +271,7 @@ class RedisQuota:
             repr(spec.rate),
             repr(spec.burst),
             ttl,
+            -1 if spec.cap is None else spec.window_index(remaining_s, self._wall_ms()),
         ]
         answer = await self._call(self._sync, self._keys(key)[:1], args, int)
         if answer is None:

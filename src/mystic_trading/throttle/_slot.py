@@ -116,7 +116,7 @@ class Slot:
         self.deadline = deadline
         self.outcome: Outcome | None = None
         self.sent_at = math.nan
-        self.sent_wall_ms = 0
+        self.sent_wall_ms = 0.0  # the exchange's clock (epoch ms) when it was sent
         self.waited_s = math.nan
 
     async def __aenter__(self) -> Slot:

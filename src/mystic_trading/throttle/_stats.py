@@ -68,7 +68,11 @@ class EndpointStats:
             "n429": self.n429,
             "n418": self.n418,
             "success_rate": None if finished == 0 else self.successes / finished,
-            "wait_ms": {"p50": ms(percentile(waits, 0.5)), "p99": ms(percentile(waits, 0.99))},
+            "wait_ms": {
+                "p50": ms(percentile(waits, 0.5)),
+                "p95": ms(percentile(waits, 0.95)),
+                "p99": ms(percentile(waits, 0.99)),
+            },
             "latency_ms": {
                 "p50": ms(percentile(latencies, 0.5)),
                 "p95": ms(percentile(latencies, 0.95)),

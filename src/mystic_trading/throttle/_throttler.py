@@ -13,8 +13,13 @@ a retry budget)::
 
 Admission: a request takes its weight from the :class:`Quota` at the current adaptive rate
 (never above the level's ceiling, never above the exchange's safe rate) or waits in the
-:class:`WaitQueue`. One dispatcher task serves the queue in order, sleeping until the head's
-weight is nearly free; with nobody queued a caller is admitted on the spot (the fast path).
+:class:`WaitQueue`. The quota paces with a GCRA and counts each of the exchange's fixed
+windows, on the exchange's clock (``exchange_ms``, within ``exchange_error_ms``), up to the
+rate's share of the window (see ``_gcra``). One dispatcher task serves the queue in order,
+sleeping until the head's weight is nearly free; with nobody queued a caller is admitted on
+the spot (the fast path). The one exception to the order: when the head cannot start before
+the window ends, lighter waiters behind it take what is left of the window (the head goes
+first in the next one; ``_fill_window``).
 A grant may come up to the quota's ``reserve_ahead_s`` early: it is charged at its exact
 start and the caller sleeps until then, so event-loop latency never wastes budget.
 A 429 pauses the whole budget for its Retry-After (every caller, every process sharing the
@@ -57,7 +62,7 @@ from mystic_trading.throttle._adaptive import AimdController
 from mystic_trading.throttle._control import ControlStateStore, MemoryControlStore
 from mystic_trading.throttle._gcra import Grant
 from mystic_trading.throttle._levels import Level, LevelChange, level_ceiling, parse_level
-from mystic_trading.throttle._queue import Priority, WaitQueue
+from mystic_trading.throttle._queue import Priority, Waiter, WaitQueue
 from mystic_trading.throttle._quota import BucketSpec, MemoryQuota, Quota, wall_clock_ms
 from mystic_trading.throttle._retry import RETRYABLE, Backoff, RetryBudget
 from mystic_trading.throttle._slot import HttpResponse, Outcome, Slot
@@ -73,6 +78,10 @@ R = TypeVar("R", bound=HttpResponse)
 # Slack on each side of a window boundary within which a usage header is not trusted to
 # belong to the window we think: covers clock offset to the exchange and the round trip.
 _HEADER_SKEW_S = 0.05
+
+# How many lighter waiters the dispatcher looks at per pass when the head cannot fit in what is
+# left of the exchange's window (see Throttler._fill_window).
+_FILL_SCAN = 256
 
 # A ban end the control store knows is handed to the quota only when it is later than the
 # quota's by more than this: ends dated on two clocks differ by a few ms for the same ban.
@@ -107,6 +116,11 @@ def _span_text(ms: int) -> str:
 class Throttler:
     """Rate control for one provider; see the module docstring."""
 
+    # The GCRA paces this much faster than each exchange window's cap allows on average, so
+    # a moment without demand (callers busy, the event loop late) is made up before the
+    # window ends instead of being lost; the window's cap keeps the total.
+    pace = 1.05
+
     def __init__(
         self,
         provider: str,
@@ -118,6 +132,8 @@ class Throttler:
         reference_weight: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = wall_clock_ms,
+        exchange_ms: Callable[[], float] | None = None,
+        exchange_error_ms: Callable[[], float | None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings or ThrottleSettings()
@@ -130,6 +146,10 @@ class Throttler:
         self.provider = provider
         self.clock = clock
         self.wall_ms = wall_ms
+        # The exchange's clock (UTC epoch ms) and its error bound, where its windows are
+        # counted: an ExchangeClock's now_ms and error_ms; this host's clock by default.
+        self.exchange_ms: Callable[[], float] = exchange_ms or wall_ms
+        self.exchange_error_ms = exchange_error_ms
         self.reference_weight = reference_weight
         self._quota: Quota = (
             quota if quota is not None else MemoryQuota(clock=clock, wall_ms=wall_ms)
@@ -159,6 +179,9 @@ class Throttler:
         self._closed = False
         self._dispatcher: asyncio.Task[None] | None = None
         self._reserving = False
+        # While the head waits for the next window: newcomers lighter than this may still fit
+        # in what is left of this one (see _fill_window); 0 otherwise.
+        self._fill_below = 0
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- life cycle -------------------------------------------------------------------------
@@ -256,15 +279,17 @@ class Throttler:
         if limit_eff - budget.max_weight <= 0 and limit_eff >= 2:
             # A budget this small after the margin keeps a quarter of itself as the burst.
             budget = replace(budget, max_weight=max(1, round(limit_eff) // 4))
-        safe_rate = (limit_eff - budget.max_weight) / budget.window_s
-        if not safe_rate > 0:
+        if not limit_eff - budget.max_weight > 0:
             raise ConfigError(
                 f"budget {budget.limit}/{budget.window_s}s less the "
-                f"{self.settings.safety_margin:.0%} margin leaves nothing once the burst of "
-                f"{budget.max_weight} is kept aside",
+                f"{self.settings.safety_margin:.0%} margin leaves no room for the heaviest "
+                f"request, weight {budget.max_weight}",
                 setting="max_weight",
                 value=budget.max_weight,
             )
+        # Each exchange window is counted (see _gcra), so the whole limit less the margin is
+        # the rate: no burst is kept aside.
+        safe_rate = limit_eff / budget.window_s
         self.budget, self._limit_eff, self._safe_rate = budget, limit_eff, safe_rate
         self._aimd.set_ceiling(self.ceiling, self.clock())
         self._kick()
@@ -283,7 +308,7 @@ class Throttler:
 
     @property
     def safe_rate(self) -> float:
-        """The exchange's limit less the margin and the burst, per second ("unlimited")."""
+        """The exchange's limit less the margin, per second ("unlimited")."""
         return self._safe_rate
 
     def rate(self) -> float:
@@ -357,7 +382,19 @@ class Throttler:
         return Slot(self, endpoint, weight, Priority(priority), self.clock() + timeout)
 
     def _spec(self, now: float) -> BucketSpec:
-        return BucketSpec(self._aimd.rate(now), self.budget.max_weight, self.budget.window_s)
+        """The GCRA at the adaptive rate, and each exchange window capped at that rate's
+        share of it (the limit less the margin at the top)."""
+        rate = self._aimd.rate(now)
+        window = self.budget.window_s
+        error = self.exchange_error_ms() if self.exchange_error_ms is not None else None
+        return BucketSpec(
+            rate * self.pace,
+            self.budget.max_weight,
+            window,
+            cap=rate * window,
+            exchange_s=self.exchange_ms() / 1000,
+            skew_s=0.0 if error is None else error / 1000,
+        )
 
     def _banned(self, endpoint: str = "") -> Banned:
         until = self._banned_until_ms
@@ -417,6 +454,8 @@ class Throttler:
             if delay < 0:
                 waiter = self._queue.push(slot.endpoint, slot.weight, slot.priority, slot.deadline)
                 self._ensure_dispatcher()
+                if slot.weight < self._fill_below:
+                    self._kick()  # it may fit in what the blocked head leaves of the window
                 delay = await waiter.future
             if delay <= 0:
                 break
@@ -430,7 +469,7 @@ class Throttler:
             if self.clock() >= self._paused_until:
                 break
         slot.sent_at = self.clock()
-        slot.sent_wall_ms = self.wall_ms()
+        slot.sent_wall_ms = self.exchange_ms()
         slot.waited_s = slot.sent_at - entered
         self._stats.admitted(slot.endpoint, slot.weight, slot.waited_s, slot.sent_at)
 
@@ -481,9 +520,58 @@ class Throttler:
                 # nothing stays queued behind a ban, so this loop cannot spin on it.
                 self._note_ban(self._ban_end(grant))
             elif grant.granted:
+                self._fill_below = 0
                 self._queue.admit(waiter, grant.delay_s)
             else:
-                await self._nap(grant.delay_s - self._quota.reserve_ahead_s / 2)
+                filled, retry_s = await self._fill_window(waiter, grant.delay_s)
+                if not filled:
+                    await self._nap(min(grant.delay_s, retry_s) - self._quota.reserve_ahead_s / 2)
+                    self._fill_below = 0
+
+    async def _fill_window(self, head: Waiter, delay: float) -> tuple[bool, float]:
+        """Admit lighter waiters into what is left of the window ``head`` cannot start in.
+
+        Only when the head's earliest start is past the end of the exchange's window: it
+        would wait for the next window anyway, and goes first there (a waiter admitted here
+        charges this window, or the next one by at most the quota's reservation horizon).
+        Without this, up to one heavy request's weight of every window went unspent. At most
+        ``_FILL_SCAN`` waiters are looked at per pass, and only those lighter than every one
+        refused in it are tried (what is left of the window only shrinks). Answers whether any
+        was admitted (or a ban ended the queue), so the dispatcher looks at the head again,
+        and otherwise how soon one refused by the pace alone could go (``delay`` if none).
+        """
+        remaining = self._window_remaining(self.exchange_ms() / 1000)
+        if delay <= remaining:
+            self._fill_below = 0
+            return False, delay
+        admitted = False
+        retry_s = delay
+        refused = head.weight  # what is left only shrinks: nothing this heavy fits any more
+        for waiter in self._queue.behind(head, _FILL_SCAN):
+            if not waiter.live or waiter.weight >= refused:
+                continue
+            self._reserving = True
+            try:
+                grant = await self._reserve(waiter.weight, self._quota.reserve_ahead_s)
+            except ThrottleError as exc:
+                if waiter.live:
+                    waiter.future.set_exception(exc)
+                continue
+            finally:
+                self._reserving = False
+            if grant.banned_until_ms is not None:
+                self._note_ban(self._ban_end(grant))
+                return True, 0.0
+            if grant.granted:
+                self._queue.admit(waiter, grant.delay_s)
+                admitted = True
+            else:
+                refused = waiter.weight
+                if grant.delay_s < remaining:  # the pace, not the window: it fits later on
+                    retry_s = min(retry_s, grant.delay_s)
+        # A newcomer lighter than every refusal wakes the dispatcher to try it.
+        self._fill_below = refused
+        return admitted, retry_s
 
     # -- outcomes ---------------------------------------------------------------------------
 
@@ -513,7 +601,7 @@ class Throttler:
         elif kind == "rate_limited":
             pause = outcome.retry_after
             if pause is None:
-                pause = self._window_remaining(self.wall_ms() / 1000)
+                pause = self._window_remaining(self.exchange_ms() / 1000)
             self._paused_until = max(self._paused_until, now + pause)
             if slot.sent_at >= self._last_429_at:
                 # One cut per incident: answers to requests sent before the first 429 of a
@@ -541,7 +629,7 @@ class Throttler:
         """The exchange window a usage header belongs to, None when it may be either."""
         window = self.budget.window_s
         index = int((slot.sent_wall_ms / 1000 - _HEADER_SKEW_S) // window)
-        if index != int((self.wall_ms() / 1000 + _HEADER_SKEW_S) // window):
+        if index != int((self.exchange_ms() / 1000 + _HEADER_SKEW_S) // window):
             return None
         return index
 
@@ -553,9 +641,9 @@ class Throttler:
     def _implied_rate(self) -> float | None:
         index, used = self._window_used
         window = self.budget.window_s
-        if index != int(self.wall_ms() / 1000 // window) or used <= 0:
+        if index != int(self.exchange_ms() / 1000 // window) or used <= 0:
             return None
-        return (used * (1 - self.settings.safety_margin) - self.budget.max_weight) / window
+        return used * (1 - self.settings.safety_margin) / window
 
     async def _settle(self, slot: Slot, outcome: Outcome) -> None:
         """Shared effects of an answer: the exchange's usage, the pause, the ban."""
@@ -580,7 +668,7 @@ class Throttler:
                 self.provider,
                 outcome.used_weight,
                 self._limit_eff,
-                self._window_remaining(self.wall_ms() / 1000),
+                self._window_remaining(self.exchange_ms() / 1000),
                 self._spec(self.clock()),
             )
 
