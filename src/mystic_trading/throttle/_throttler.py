@@ -66,7 +66,7 @@ from mystic_trading.throttle._queue import Priority, Waiter, WaitQueue
 from mystic_trading.throttle._quota import BucketSpec, MemoryQuota, Quota, wall_clock_ms
 from mystic_trading.throttle._retry import RETRYABLE, Backoff, RetryBudget
 from mystic_trading.throttle._slot import HttpResponse, Outcome, Slot
-from mystic_trading.throttle._stats import ThrottleStats
+from mystic_trading.throttle._stats import ThrottleStats, UsageStats
 from mystic_trading.throttle._weights import Budget
 
 __all__ = ["Throttler"]
@@ -166,6 +166,7 @@ class Throttler:
         self._backoff = Backoff(rng=rng)
         self._retry_budget = RetryBudget(ratio=self.settings.retry_budget)
         self._stats = ThrottleStats(budget.window_s)
+        self._usage = UsageStats(_HEADER_SKEW_S)
         self._paused_until = -float("inf")
         self._last_429_at = -float("inf")
         self._banned_until_ms = 0
@@ -382,16 +383,22 @@ class Throttler:
         return Slot(self, endpoint, weight, Priority(priority), self.clock() + timeout)
 
     def _spec(self, now: float) -> BucketSpec:
-        """The GCRA at the adaptive rate, and each exchange window capped at that rate's
-        share of it (the limit less the margin at the top)."""
+        """The GCRA at the adaptive rate, and each exchange window capped at the exchange's
+        limit less the margin. A lower level or an adaptive cut is a rate, not a smaller
+        cap: a cap at the new rate's share would stall every caller until the window ends
+        when the level drops after most of the window is spent (measured: a decrease to
+        conservative sent nothing for the rest of the minute). The GCRA paces above the
+        rate only at the top, where the cap binds and keeps the total; below it the rate is
+        the operator's ceiling (or the controller's cut) and is kept as is."""
         rate = self._aimd.rate(now)
         window = self.budget.window_s
         error = self.exchange_error_ms() if self.exchange_error_ms is not None else None
+        pace = self.pace if rate >= self._safe_rate * (1 - 1e-9) else 1.0
         return BucketSpec(
-            rate * self.pace,
+            rate * pace,
             self.budget.max_weight,
             window,
-            cap=rate * window,
+            cap=self._limit_eff,
             exchange_s=self.exchange_ms() / 1000,
             skew_s=0.0 if error is None else error / 1000,
         )
@@ -472,6 +479,7 @@ class Throttler:
         slot.sent_wall_ms = self.exchange_ms()
         slot.waited_s = slot.sent_at - entered
         self._stats.admitted(slot.endpoint, slot.weight, slot.waited_s, slot.sent_at)
+        self._usage.sent(slot.sent_wall_ms / 1000, slot.weight, self.budget.window_s)
 
     def _ensure_dispatcher(self) -> None:
         if self._dispatcher is None or self._dispatcher.done():
@@ -635,8 +643,11 @@ class Throttler:
 
     def _note_usage(self, slot: Slot, used: int) -> None:
         index = self._window_of(slot)
-        if index is not None and (self._window_used[0] != index or used > self._window_used[1]):
+        if index is None:
+            return
+        if self._window_used[0] != index or used > self._window_used[1]:
             self._window_used = (index, used)
+        self._usage.header(index, used)
 
     def _implied_rate(self) -> float | None:
         index, used = self._window_used
@@ -776,6 +787,19 @@ class Throttler:
                     "last_error": self._quota.last_error,
                 },
                 "adaptive_cuts": self._aimd.cuts,
+                "usage": self._usage_stats(),
             }
         )
         return data
+
+    def _usage_stats(self) -> dict[str, Any]:
+        """The exchange's usage header for its current window, what this process sent in
+        that window, and the weight the exchange counted that this process did not send,
+        summed over its windows (other clients behind the same IP; see UsageStats)."""
+        index = int(self.exchange_ms() / 1000 // self.budget.window_s)
+        seen, used = self._window_used
+        return {
+            "header_used": used if seen == index else None,
+            "own_in_window": self._usage.own_in(index),
+            "foreign_weight": self._usage.foreign_weight,
+        }
