@@ -140,6 +140,20 @@ def test_unreachable_store_is_exit_1_naming_it(run: Run) -> None:
         assert "secret" not in failed.stderr
 
 
+def test_a_store_in_a_missing_directory_is_exit_1_and_nothing_is_created(
+    run: Run, tmp_path: Path
+) -> None:
+    """A mistyped SQLite path is not a store to create: status and decrease say there is no
+    store there (exit 1), and neither the directory nor the file appears."""
+    missing = tmp_path / "no-such-dir" / "mystic.db"
+    env = {"MYSTIC_STORE__URL": f"sqlite+aiosqlite:///{missing}"}
+    for command in ("status", "decrease"):
+        failed = run(command, env=env)
+        assert failed.returncode == 1, failed.stdout
+        assert "no store at" in failed.stderr and "no-such-dir" in failed.stderr
+    assert not missing.parent.exists()
+
+
 def test_status_text_shows_a_running_process(run: Run, db: Path) -> None:
     """A process beating into the store (every 60 s, so alive for three minutes) is listed
     alive with its host, pid and figures, and totalled."""

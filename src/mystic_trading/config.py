@@ -387,6 +387,9 @@ def mask_webhook(url: str) -> str:
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         return "<unparsable URL>"
+    if not parts.scheme or not parts.hostname:
+        # Not a URL at all (a token pasted alone?): say so rather than print a mangled one.
+        return f"<not a URL: {len(url)} characters>"
     if ":" in host:
         host = f"[{host}]"
     tail = "/***" if parts.path.strip("/") or parts.query else ""

@@ -182,6 +182,8 @@ async def test_bad_bodies_are_422_naming_the_field(
     error = answer.json()["error"]
     assert (error["code"], error["field"]) == ("invalid", field)
     assert "\n" not in error["message"]
+    if body == b'{"level": "warp-speed"}':
+        assert "accepted: conservative, moderate, aggressive, unlimited" in error["message"]
     assert await audit_of(admin) == before
 
 
@@ -218,3 +220,17 @@ def test_non_loopback_bind_without_a_token_is_refused(
         check_bind(make_settings(exchange, tmp_path), host)
     assert caught.value.setting == "api.admin_token"
     check_bind(make_settings(exchange, tmp_path, api={"admin_token": TOKEN}), host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10"])
+def test_a_short_token_is_refused_for_a_public_bind(
+    exchange: SandboxServer, tmp_path: Path, host: str
+) -> None:
+    """A guessable token does not open a public address (its value is not echoed); on
+    loopback it is the operator's choice."""
+    short = make_settings(exchange, tmp_path, api={"admin_token": "ab"})
+    with pytest.raises(ConfigError) as caught:
+        check_bind(short, host)
+    assert caught.value.setting == "api.admin_token" and "ab" not in str(caught.value.value)
+    assert "16 characters" in str(caught.value)
+    check_bind(short, "127.0.0.1")

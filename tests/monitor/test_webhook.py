@@ -198,6 +198,8 @@ async def test_a_full_queue_drops_and_counts(receiver: Receiver) -> None:
         ("http://user:pw@127.0.0.1:8080/hook?token=abc", "http://127.0.0.1:8080/***"),
         ("http://[::1]:9000", "http://[::1]:9000"),
         ("https://h:notaport/x", "<unparsable URL>"),
+        ("not a url", "<not a URL: 9 characters>"),
+        ("T0K3N-only", "<not a URL: 10 characters>"),
     ],
 )
 def test_mask_webhook(url: str, masked: str) -> None:

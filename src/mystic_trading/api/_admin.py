@@ -27,13 +27,14 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from mystic_trading._optimize_settings import LEVEL_NAMES, LevelName
 from mystic_trading.api._errors import V1Error
 from mystic_trading.api._state import ApiState
 from mystic_trading.api._v1 import PREFIX, json_response, v1_guarded
@@ -65,7 +66,7 @@ class ChangeBody(_Body):
 class LevelBody(_Body):
     """``level``: the level to set (required; ``throttle.Level``'s names)."""
 
-    level: Literal["conservative", "moderate", "aggressive", "unlimited"]
+    level: LevelName
 
 
 class OptimizeBody(_Body):
@@ -101,7 +102,10 @@ async def _body(request: Request, kind: type[Body]) -> Body:
         body = msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as exc:
         field = _field_of(str(exc))
-        raise V1Error(422, "invalid", f"{field or 'body'}: {exc}", field or "body") from None
+        said = str(exc)
+        if field == "level":
+            said = f"{said}; accepted: {', '.join(LEVEL_NAMES)}"
+        raise V1Error(422, "invalid", f"{field or 'body'}: {said}", field or "body") from None
     except msgspec.DecodeError as exc:
         raise V1Error(422, "invalid", f"body: not a JSON object ({exc})", "body") from None
     if len(body.reason) > MAX_REASON_CHARS:

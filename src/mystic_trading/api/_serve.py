@@ -3,7 +3,10 @@
 The listening socket is bound here first, so a port in use is one :class:`ConfigError`
 (``api.port``) before anything starts, as ``mystic sandbox`` does it. SIGINT and SIGTERM end
 serving gracefully: requests in flight finish (up to ``GRACEFUL_S``), then the lifespan
-closes MarketData, which writes the candles already answered.
+closes MarketData, which writes the candles already answered. The dashboard's event streams
+never finish by themselves, so the app is told the moment serving begins to stop
+(``_stopping``) and ends them, rather than holding the shutdown for ``GRACEFUL_S`` and
+being cancelled with an error.
 
 Several workers (``workers > 1``) are uvicorn's ``Multiprocess`` supervisor over the one
 socket: each worker is a spawned process that builds its own app. They share one quota and
@@ -32,8 +35,10 @@ import signal
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from types import FrameType
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -71,9 +76,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# An admin token guarding a service others can reach: 16 characters of a random token are
+# about 95 bits (token_urlsafe), beyond any guessing over HTTP.
+MIN_PUBLIC_TOKEN_CHARS = 16
+
+
 def check_bind(settings: Settings, host: str, workers: int = 1) -> None:
     """Refuse what cannot be served safely: a non-loopback address without
-    ``api.admin_token``, several workers without Redis. ConfigError naming the setting."""
+    ``api.admin_token`` or with a short one, several workers without Redis. ConfigError
+    naming the setting."""
     if workers < 1:
         raise ConfigError(f"--workers must be 1 or more, got {workers}", setting="workers")
     if not is_loopback(host) and settings.api.admin_token is None:
@@ -82,6 +93,17 @@ def check_bind(settings: Settings, host: str, workers: int = 1) -> None:
             "token: set api.admin_token (MYSTIC_API__ADMIN_TOKEN) first, or bind 127.0.0.1",
             setting="api.admin_token",
             value=host,
+        )
+    token = settings.api.admin_token
+    short = token is not None and len(token.get_secret_value()) < MIN_PUBLIC_TOKEN_CHARS
+    if not is_loopback(host) and short:
+        raise ConfigError(
+            f"refusing to bind {host}, which is not a loopback address, with an admin "
+            f"token of fewer than {MIN_PUBLIC_TOKEN_CHARS} characters: anyone who can "
+            "reach it could guess it; set a longer api.admin_token, e.g. from "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
+            setting="api.admin_token",
+            value="***",
         )
     if workers > 1 and settings.redis_url is None:
         raise ConfigError(
@@ -135,7 +157,54 @@ class WorkerApp:
         from mystic_trading.api._app import create_app
 
         _worker_logging(self.settings.log_level)
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        _stop_with_signals(app)
+        return app
+
+
+def _stopping(app: Starlette) -> None:
+    """Serving begins to stop: end what would never finish by itself (the dashboard's
+    streams), so the connections close and the lifespan's shutdown comes at once."""
+    state = getattr(app.state, "mystic", None)
+    sampler = None if state is None else state.dashboard
+    if sampler is not None:
+        sampler.close_streams()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the app when it begins to stop (a signal, or
+    ``should_exit`` set by whoever runs it) before it waits for the connections."""
+
+    def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
+        super().__init__(config)
+        self.app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        _stopping(self.app)
+        await super().shutdown(sockets)
+
+
+def _stop_with_signals(app: Starlette) -> None:
+    """In a worker, uvicorn's supervisor runs its own server, not ``_Server``: chain the
+    stop signals' handlers, which are that server's (the factory is called inside its signal
+    capture, on its loop), so the app hears of the stop as that server does."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return  # called outside a server: nothing to chain to
+    for sig in _STOP_SIGNALS:
+        prior = signal.getsignal(sig)
+        if not callable(prior):
+            continue
+
+        def chained(signum: int, frame: FrameType | None, prior: _Handler = prior) -> None:
+            prior(signum, frame)
+            with suppress(RuntimeError):  # the loop has closed: nothing to end
+                loop.call_soon_threadsafe(_stopping, app)
+
+        signal.signal(sig, chained)
 
 
 def _worker_logging(level: str) -> None:
@@ -210,7 +279,8 @@ def serve(
     if sock is None:
         sock = bind(host, port)
     if workers == 1:
-        server = uvicorn.Server(_config(create_app(settings), 1))
+        app = create_app(settings)
+        server = _Server(_config(app, 1), app)
         import uvloop
 
         with _signals_kept(), asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
@@ -223,6 +293,7 @@ def serve(
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_Handler = Callable[[int, FrameType | None], Any]
 
 
 @contextmanager

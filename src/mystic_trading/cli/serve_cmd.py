@@ -31,8 +31,10 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve Binance's public market data at /api/v3/ through Mystic's layers, for
-    unmodified bots (ccxt: urls.api.public = http://HOST:PORT/api/v3), with /livez,
-    /readyz and /metrics. Stop with Ctrl-C: candle writes are flushed first.
+    unmodified bots (ccxt: urls.api.public = http://HOST:PORT/api/v3); Mystic's own API at
+    /api/v1/ (admin POSTs need api.admin_token), documented at /openapi.json and /docs; the
+    dashboard at /; /livez, /readyz and /metrics. Stop with Ctrl-C: candle writes are
+    flushed first.
     """
     from mystic_trading.api import serve as run_service
     from mystic_trading.api._serve import bind, check_bind
@@ -53,6 +55,7 @@ def serve(
     console.print(f"[bold green]mystic serving[/] at [bold]{url}[/]", highlight=False)
     console.print(f"  ccxt:    urls.api.public = {url}/api/v3", highlight=False)
     console.print(f"  try:     curl '{url}/api/v3/ticker/price?symbol=BTCUSDT'", highlight=False)
+    console.print(f"  dashboard: {url}/   API: {url}/api/v1/ (docs: {url}/docs)", highlight=False)
     console.print(f"  health:  {url}/livez  {url}/readyz", highlight=False)
     console.print(f"  metrics: {url}/metrics", highlight=False)
     console.print("  Ctrl-C stops it.", highlight=False)
