@@ -19,6 +19,8 @@ import pytest
 import uvicorn
 from playwright.async_api import Page, async_playwright
 from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mystic_trading.api import create_app
 from mystic_trading.api._dashboard import DashboardSampler
@@ -154,17 +156,15 @@ def dashboard_settings(exchange: SandboxServer, tmp_path: Path) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def serving(
-    settings: Settings, clock: Callable[[], float] = time.monotonic
-) -> AsyncIterator[Served]:
-    """``create_app(settings)`` on a real uvicorn on a free loopback port."""
-    app = create_app(settings, clock=clock)
-    sock = bind("127.0.0.1", 0)
+async def on_uvicorn(app: ASGIApp, port: int = 0, lifespan: str = "on") -> AsyncIterator[int]:
+    """``app`` on a real uvicorn on loopback ``port`` (a free one for 0), stopped after the
+    block; the port."""
+    sock = bind("127.0.0.1", port)
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
             app,
-            lifespan="on",
+            lifespan=lifespan,
             log_config=None,
             access_log=False,
             http="httptools",
@@ -178,14 +178,39 @@ async def serving(
             await task
             raise AssertionError("the service did not start")
         await asyncio.sleep(0.01)
-    served = Served(f"http://127.0.0.1:{port}", app)
     try:
-        yield served
+        yield port
     finally:
-        await served.sampler.aclose()
         server.should_exit = True
         await task
         sock.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    settings: Settings, clock: Callable[[], float] = time.monotonic, port: int = 0
+) -> AsyncIterator[Served]:
+    """``create_app(settings)`` on a real uvicorn on loopback ``port`` (a free one for 0)."""
+    app = create_app(settings, clock=clock)
+    async with on_uvicorn(app, port) as port:
+        served = Served(f"http://127.0.0.1:{port}", app)
+        try:
+            yield served
+        finally:
+            await served.sampler.aclose()  # ends the open streams, as `mystic serve` does
+
+
+async def _busy(scope: Scope, receive: Receive, send: Send) -> None:
+    answer = Response(b'{"code":-1008,"msg":"busy"}', 503, {"Retry-After": "1"})
+    await answer(scope, receive, send)
+
+
+@contextlib.asynccontextmanager
+async def refusing(port: int) -> AsyncIterator[None]:
+    """A server on ``port`` answering every request 503, as a proxy does while the service
+    behind it restarts (or the service's guard when it sheds load)."""
+    async with on_uvicorn(_busy, port, lifespan="off"):
+        yield
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """The dashboard in Debian's Chromium (Playwright): it loads without console errors, its
 charts draw a running workload's figures, the live figures move, decrease with the admin
-token changes the level and a wrong token shows an error; a screenshot under load is kept."""
+token changes the level and a wrong token shows an error; a screenshot under load is kept;
+the axes are readable; the page comes back live after the service refused its stream."""
 
 from __future__ import annotations
 
@@ -10,9 +11,18 @@ from pathlib import Path
 
 from playwright.async_api import Page, expect
 
+from mystic_trading.sandbox import SandboxServer
 from mystic_trading.throttle import parse_level
 
-from .conftest import TOKEN, Served, browser_page, workload
+from .conftest import (
+    TOKEN,
+    Served,
+    browser_page,
+    dashboard_settings,
+    refusing,
+    serving,
+    workload,
+)
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 README_SHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
@@ -27,6 +37,29 @@ async def _number(page: Page, selector: str, attribute: str) -> float:
 async def _open(page: Page, served: Served) -> None:
     await page.goto(served.url + "/")
     await page.wait_for_selector("body[data-ready='1']")
+
+
+# Per drawn chart: its id, its tick labels on each axis, and how far its leftmost text
+# starts from the chart's left edge (negative: clipped).
+_TICKS = """() => [...document.querySelectorAll("svg.chart[data-drawn='1'], #chart-candles")]
+  .filter((svg) => svg.querySelector("text.y-tick"))
+  .map((svg) => ({
+    id: svg.id,
+    y: [...svg.querySelectorAll("text.y-tick")].map((t) => t.textContent),
+    x: [...svg.querySelectorAll("text.x-tick")].map((t) => t.firstChild.nodeValue),
+    left: Math.min(...[...svg.querySelectorAll("text")].map((t) => t.getBBox().x)),
+  }))"""
+
+
+async def _assert_axes_readable(page: Page) -> None:
+    """Every drawn chart's tick labels differ from each other along an axis, and none
+    starts left of the chart (clipped)."""
+    charts = await page.evaluate(_TICKS)
+    assert {c["id"] for c in charts} >= {"chart-weight", "chart-layers", "chart-candles"}
+    for chart in charts:
+        assert len(set(chart["y"])) == len(chart["y"]) == 3, chart
+        assert len(set(chart["x"])) == len(chart["x"]) >= 2, chart
+        assert chart["left"] >= 0, chart
 
 
 async def test_charts_draw_the_workload_and_figures_move(
@@ -78,6 +111,13 @@ async def test_charts_draw_the_workload_and_figures_move(
         assert layer in ("memory", "redis", "store", "upstream")
         await page.wait_for_selector("#ticker[data-price]")
         await page.wait_for_timeout(500)  # let the last frame draw before the picture
+        await _assert_axes_readable(page)
+        # The processes table shows every column without scrolling on a laptop.
+        table = await page.evaluate(
+            "(() => { const s = document.querySelector('#procs').parentElement;"
+            " return [s.scrollWidth, s.clientWidth]; })()"
+        )
+        assert table[0] <= table[1], table
         shot = artifacts / "dashboard-under-load.png"
         await page.screenshot(path=str(shot), full_page=True)
         assert errors == []
@@ -137,3 +177,34 @@ async def test_an_empty_deployment_says_what_to_do(chromium: str, served: Served
         )
         assert wide <= 0
         assert errors == []
+
+
+async def test_the_page_comes_back_live_after_the_service_refused_it(
+    chromium: str, exchange: SandboxServer, tmp_path: Path
+) -> None:
+    """The service stops and its port answers 503 for a while (a proxy in front of a
+    restarting service): the browser's EventSource gives up on a 503, the page shows it is
+    disconnected and keeps trying, and once the service is back it is live again, with the
+    history loaded again and frames arriving."""
+    settings = dashboard_settings(exchange, tmp_path)
+    async with browser_page(chromium) as (page, errors):
+        conn = page.locator("#conn")
+        async with serving(settings) as first:
+            port = int(first.url.rsplit(":", 1)[1])
+            await _open(page, first)
+            await expect(conn).to_have_attribute("data-state", "live")
+            histories = await _number(page, "body", "data-histories")
+        async with refusing(port):
+            await expect(conn).to_have_attribute("data-state", "down", timeout=30_000)
+            await expect(conn).to_contain_text("retrying")
+        async with serving(settings, port=port) as second:
+            await expect(conn).to_have_attribute("data-state", "live", timeout=60_000)
+            assert await _number(page, "body", "data-retries") >= 1
+            assert await _number(page, "body", "data-histories") > histories
+            frames = await _number(page, "body", "data-frames")
+            await page.wait_for_function(f"Number(document.body.dataset.frames) > {frames}")
+            assert await page.get_attribute("#level", "data-level") == (
+                second.state.settings.throttle.level
+            )
+        # Chromium logs the refused requests; the page itself threw nothing.
+        assert [e for e in errors if not e.startswith("console: ")] == []

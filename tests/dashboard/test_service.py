@@ -113,3 +113,24 @@ async def test_stream_refuses_a_bad_symbol_by_name(served: Served) -> None:
     assert bad.json()["error"]["field"] == "symbol"
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "unknown_symbol"
+
+
+async def test_closing_the_streams_ends_them_and_refuses_new_ones(served: Served) -> None:
+    """When the server begins to stop, an open stream ends (its answer completes) and a new
+    one is a 503 the page retries, until the service starts again."""
+    frames = 0
+    async with (
+        served.client() as client,
+        client.stream("GET", "/api/v1/dashboard/stream") as answer,
+    ):
+        assert answer.status_code == 200
+        async for line in answer.aiter_lines():
+            if line.startswith("data: "):
+                frames += 1
+                served.sampler.close_streams()
+        # Reaching here means the answer ended cleanly after the first frame.
+        refused = await client.get("/api/v1/dashboard/stream")
+    assert frames == 1
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["error"]["code"] == "not_started"

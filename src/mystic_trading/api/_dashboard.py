@@ -28,8 +28,15 @@ than its last heartbeat, and the only ones when ``monitor.enabled`` is off), and
 row per sample in a ring of an hour. Counters become per-sample differences taken per
 process, so a process that stops does not show as a negative rate. Every dashboard's stream
 waits on the same sampler, so ten dashboards cost one status read every ``SAMPLE_S``, not
-ten. It starts with the first dashboard request (the app's lifespan has no hook for routers
-yet) and stops when MarketData closes.
+ten. It starts with the app's lifespan (or the first dashboard request) and stops when
+MarketData closes.
+
+**Ending with the server.** A stream never ends by itself, and uvicorn closes the lifespan
+(MarketData) only after the open connections have finished, waiting up to its graceful
+timeout and then cancelling them with an error logged. So the server tells the sampler when
+it begins to stop (:meth:`DashboardSampler.close_streams`, called by ``api/_serve.py``):
+every stream ends at once, and one asked for afterwards is a 503, which the page retries
+with backoff. ``aclose`` ends them too, for a server that does not say it is stopping.
 """
 
 from __future__ import annotations
@@ -165,6 +172,8 @@ class DashboardSampler:
         self.version = 0
         self.samples_taken = 0
         self.failures = 0
+        # Set when the server begins to stop: the streams end (see the module docstring).
+        self.closing = False
         self._last: dict[str, tuple[int, ...]] = {}
         self._tick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -184,10 +193,18 @@ class DashboardSampler:
         if self._md is not md:
             self._controller = None  # a new MarketData: its store, not the last one's
             self._md = md
+            self.closing = False  # a new run of the service
         self._task = asyncio.create_task(self._run(md), name="mystic-dashboard-sampler")
 
+    def close_streams(self) -> None:
+        """End every dashboard stream now, and refuse new ones (503) until the service starts
+        again: the server is stopping, and an open stream would hold it up."""
+        self.closing = True
+        self._tick.set()  # wakes every stream waiting for the next sample
+
     async def aclose(self) -> None:
-        """Stop sampling and close what was opened for it."""
+        """End the streams, stop sampling and close what was opened for it."""
+        self.close_streams()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -382,8 +399,8 @@ class DashboardSampler:
 
     async def next_frame(self, after: int, within_s: float) -> int:
         """The version of the next sample after ``after``, waiting up to ``within_s``
-        seconds for it; ``after`` itself when none came."""
-        if self.version > after:
+        seconds for it; ``after`` itself when none came (or the streams are closing)."""
+        if self.version > after or self.closing:
             return self.version
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._tick.wait(), within_s)
@@ -408,8 +425,10 @@ def dashboard_routes(state: ApiState) -> list[BaseRoute]:
 
     async def stream(request: Request) -> Response:
         md = state.md_or_none
-        if md is None:
-            return _error(503, "not_started", "the service is starting or stopping", None)
+        if md is None or sampler.closing:
+            answer = _error(503, "not_started", "the service is starting or stopping", None)
+            answer.headers["Retry-After"] = "1"
+            return answer
         symbol = request.query_params.get("symbol") or None
         if symbol is not None:
             try:
@@ -442,8 +461,10 @@ async def _frames(
     yield f"retry: {int(SAMPLE_S * 1000)}\n\n".encode()
     sent: dict[str, bytes] = {}
     version = -1
-    while sampler.state.md_or_none is md:
+    while sampler.state.md_or_none is md and not sampler.closing:
         latest = await sampler.next_frame(version, KEEPALIVE_S)
+        if sampler.closing:
+            return
         if latest == version:
             yield b": keepalive\n\n"
             sampler.ensure_started()

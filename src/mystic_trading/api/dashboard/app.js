@@ -1,7 +1,8 @@
 // Mystic's dashboard: plain JavaScript, no library, no build step (api/_dashboard.py says
 // why). It loads the last hour from /api/v1/dashboard/history, then follows
-// /api/v1/dashboard/stream (Server-Sent Events; the browser reconnects by itself). Charts
-// are SVG drawn here; every drawn value is also a data- attribute, which tests read.
+// /api/v1/dashboard/stream (Server-Sent Events; the browser reconnects by itself after a
+// dropped connection, and this page after a refused one, backing off). Charts are SVG drawn
+// here; every drawn value is also a data- attribute, which tests read.
 "use strict";
 
 (() => {
@@ -30,14 +31,25 @@
 
   const nf = (digits) =>
     new Intl.NumberFormat(undefined, { maximumFractionDigits: digits, minimumFractionDigits: 0 });
-  const n0 = nf(0);
-  const n1 = nf(1);
-  const n2 = nf(2);
+  const formats = [];
+  const fmt = (digits) => (formats[digits] ||= nf(digits));
+  const n0 = fmt(0);
+  const n1 = fmt(1);
 
   function num(value, unit, digits = 1) {
     if (value === null || value === undefined || Number.isNaN(value)) return "–";
-    const f = digits === 0 ? n0 : digits === 2 ? n2 : n1;
+    const f = fmt(digits);
     return unit ? `${f.format(value)} ${unit}` : f.format(value);
+  }
+
+  // The decimals a tick step needs to be written exactly (0.05 needs 2), so that ticks one
+  // step apart never read the same.
+  function decimalsOf(step) {
+    for (let d = 0; d < 8; d += 1) {
+      const scaled = step * 10 ** d;
+      if (Math.abs(scaled - Math.round(scaled)) < 1e-6 * Math.max(1, scaled)) return d;
+    }
+    return 8;
   }
 
   function utc(ms) {
@@ -48,6 +60,16 @@
     const opts = { hour: "2-digit", minute: "2-digit" };
     if (withSeconds) opts.second = "2-digit";
     return new Date(ms).toLocaleTimeString(undefined, opts);
+  }
+
+  // A time-axis label precise enough that labels ``spacing`` ms apart differ: seconds over
+  // a short span, the day over a long one.
+  function tickTime(ms, spacing) {
+    if (spacing < 120000) return localTime(ms, true);
+    if (spacing < 6 * 3600000) return localTime(ms, false);
+    const day = { month: "short", day: "numeric" };
+    if (spacing >= 3 * 86400000) return new Date(ms).toLocaleDateString(undefined, day);
+    return new Date(ms).toLocaleString(undefined, { ...day, hour: "2-digit", minute: "2-digit" });
   }
 
   function age(ms) {
@@ -95,6 +117,21 @@
     return node;
   }
 
+  // The widest of ``texts`` as drawn in ``svg`` (its labels' font), so an axis makes room
+  // for its longest label instead of clipping it.
+  function textWidth(svg, texts) {
+    const probe = svgEl("text", { x: 0, y: -20, class: "probe" });
+    svg.append(probe);
+    let widest = 0;
+    for (const text of texts) {
+      probe.textContent = text;
+      const w = probe.getComputedTextLength() || text.length * 6.5; // 0 while not laid out
+      widest = Math.max(widest, w);
+    }
+    probe.remove();
+    return Math.ceil(widest);
+  }
+
   function niceMax(value) {
     if (!(value > 0)) return 1;
     const p = 10 ** Math.floor(Math.log10(value));
@@ -114,7 +151,6 @@
 
   function lineChart(svg, times, series, opts) {
     const [W, H] = fit(svg);
-    const left = 74;
     const right = 8;
     const top = 8;
     const bottom = 20;
@@ -133,22 +169,26 @@
     const t0 = Math.min(Math.max(times[0], t1 - (opts.spanMs || 0)), t1 - 60000);
     const span = Math.max(1, t1 - t0);
     const ymax = opts.max !== undefined ? opts.max : niceMax(Math.max(...values));
+    const ticks = [0, 0.5, 1].map((frac) => ymax * frac);
+    const digits = decimalsOf(ymax / 2);
+    const texts = ticks.map((v) => num(v, opts.unit, digits));
+    const left = textWidth(svg, texts) + 10;
     const x = (t) => left + ((t - t0) / span) * (W - left - right);
     const y = (v) => top + (1 - Math.min(v, ymax) / ymax) * (H - top - bottom);
-    for (const frac of [0, 0.5, 1]) {
-      const v = ymax * frac;
+    ticks.forEach((v, i) => {
       svg.append(svgEl("line", { x1: left, x2: W - right, y1: y(v), y2: y(v), class: "grid-line" }));
-      const label = svgEl("text", { x: left - 4, y: y(v) + 4, "text-anchor": "end" });
-      label.textContent = num(v, opts.unit, v < 10 && v > 0 ? 1 : 0);
+      const label = svgEl("text", { x: left - 4, y: y(v) + 4, "text-anchor": "end", class: "y-tick" });
+      label.textContent = texts[i];
       svg.append(label);
-    }
+    });
     for (const [i, t] of [t0, (t0 + t1) / 2, t1].entries()) {
       const label = svgEl("text", {
         x: x(t),
         y: H - 5,
         "text-anchor": ["start", "middle", "end"][i],
+        class: "x-tick",
       });
-      label.textContent = localTime(t, false);
+      label.textContent = tickTime(t, span / 2);
       const title = svgEl("title", {});
       title.textContent = utc(t);
       label.append(title);
@@ -221,7 +261,6 @@
   // came from as a band along the bottom.
   function candleChart(svg, candles, layer) {
     const [W, H] = fit(svg);
-    const left = 64;
     const right = 8;
     const top = 8;
     const bottom = 30;
@@ -245,15 +284,19 @@
     const pad = (hi - lo) * 0.05;
     lo -= pad;
     hi += pad;
+    const ticks = [0, 0.5, 1].map((frac) => lo + (hi - lo) * frac);
+    // Enough decimals for ticks half the range apart to differ (two at least, as prices go).
+    const digits = Math.min(8, Math.max(2, Math.ceil(-Math.log10((hi - lo) / 2)) + 1));
+    const texts = ticks.map((v) => num(v, "", digits));
+    const left = textWidth(svg, texts) + 10;
     const slot = (W - left - right) / candles.length;
     const y = (v) => top + ((hi - v) / (hi - lo)) * (H - top - bottom);
-    for (const frac of [0, 0.5, 1]) {
-      const v = lo + (hi - lo) * frac;
+    ticks.forEach((v, i) => {
       svg.append(svgEl("line", { x1: left, x2: W - right, y1: y(v), y2: y(v), class: "grid-line" }));
-      const label = svgEl("text", { x: left - 4, y: y(v) + 4, "text-anchor": "end" });
-      label.textContent = num(v, "", v < 10 ? 4 : 2);
+      const label = svgEl("text", { x: left - 4, y: y(v) + 4, "text-anchor": "end", class: "y-tick" });
+      label.textContent = texts[i];
       svg.append(label);
-    }
+    });
     candles.forEach((c, i) => {
       const o = Number(c.open);
       const cl = Number(c.close);
@@ -301,8 +344,13 @@
     band.append(bandTitle);
     svg.append(band);
     for (const [i, t] of [first, lastT].entries()) {
-      const label = svgEl("text", { x: i ? W - right : left, y: H - 2, "text-anchor": i ? "end" : "start" });
-      label.textContent = localTime(t, false);
+      const label = svgEl("text", {
+        x: i ? W - right : left,
+        y: H - 2,
+        "text-anchor": i ? "end" : "start",
+        class: "x-tick",
+      });
+      label.textContent = tickTime(t, lastT - first);
       const title = svgEl("title", {});
       title.textContent = utc(t);
       label.append(title);
@@ -710,45 +758,91 @@
 
   // -- live ------------------------------------------------------------------------------
 
+  // After a dropped connection EventSource reconnects by itself (the stream sends retry:),
+  // but a refused one (any answer but 200, such as a 503 while the service sheds load or
+  // restarts) closes it for good: then this page tries again, 1 s later, doubling up to
+  // 30 s, and reloads the history it missed.
+  const RETRY_FIRST_MS = 1000;
+  const RETRY_MAX_MS = 30000;
   let source = null;
+  let retryMs = RETRY_FIRST_MS;
+  let retryTimer = null;
+
+  function count(name) {
+    document.body.dataset[name] = String(Number(document.body.dataset[name] || 0) + 1);
+  }
+
+  function retryLater() {
+    if (retryTimer !== null) return;
+    const wait = retryMs;
+    retryMs = Math.min(2 * retryMs, RETRY_MAX_MS);
+    const conn = $("conn");
+    conn.dataset.state = "down";
+    conn.textContent = `disconnected, retrying in ${n0.format(wait / 1000)} s`;
+    retryTimer = setTimeout(async () => {
+      retryTimer = null;
+      count("retries");
+      await loadHistory();
+      queueDraw();
+      connect();
+    }, wait);
+  }
 
   function connect() {
+    clearTimeout(retryTimer);
+    retryTimer = null;
     if (source) source.close();
     const url = view.symbol
       ? `/api/v1/dashboard/stream?symbol=${encodeURIComponent(view.symbol)}`
       : "/api/v1/dashboard/stream";
-    source = new EventSource(url);
+    const es = new EventSource(url);
+    source = es;
     const conn = $("conn");
-    source.onopen = () => {
+    es.onopen = () => {
+      retryMs = RETRY_FIRST_MS;
+      if (!view.fields.length) loadHistory().then(queueDraw); // it failed at the start
       conn.dataset.state = "live";
       conn.textContent = "live";
     };
-    source.onerror = () => {
-      // EventSource reconnects by itself (the stream sends retry: 2000).
-      conn.dataset.state = source.readyState === EventSource.CLOSED ? "down" : "connecting";
-      conn.textContent = source.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting";
+    es.onerror = () => {
+      if (es !== source) return;
+      if (es.readyState === EventSource.CLOSED) {
+        retryLater();
+        return;
+      }
+      conn.dataset.state = "connecting";
+      conn.textContent = "reconnecting";
     };
-    source.onmessage = (ev) => {
+    es.onmessage = (ev) => {
       const frame = JSON.parse(ev.data);
-      if (frame.s) addRow(frame.s);
+      if (frame.s && view.fields.length) addRow(frame.s);
       takePanels(frame);
       if (frame.ticker) drawTicker(frame.ticker);
-      document.body.dataset.frames = String(Number(document.body.dataset.frames || 0) + 1);
+      count("frames");
       queueDraw();
     };
   }
 
-  async function start() {
-    for (const span of document.querySelectorAll(".origin")) span.textContent = location.origin;
+  // The hour kept by the service, merged into what the page has (rows it already holds are
+  // skipped); false when the service did not give it.
+  async function loadHistory() {
     try {
       const res = await fetch("/api/v1/dashboard/history");
+      if (!res.ok) return false;
       const hist = await res.json();
       view.fields = hist.fields;
       for (const row of hist.samples) addRow(row);
       takePanels(hist);
     } catch (err) {
-      $("conn").textContent = "history unavailable";
+      return false;
     }
+    count("histories");
+    return true;
+  }
+
+  async function start() {
+    for (const span of document.querySelectorAll(".origin")) span.textContent = location.origin;
+    if (!(await loadHistory())) $("conn").textContent = "history unavailable";
     draw();
     document.body.dataset.ready = "1";
     connect();
