@@ -86,6 +86,16 @@ def test_increase_then_status_shows_the_new_level(run: Run) -> None:
     assert "quiet market" in text.stdout
 
 
+def test_a_step_that_changes_no_ceiling_says_so(run: Run) -> None:
+    """aggressive -> unlimited on a budget that caps both at the safe rate: the level is
+    recorded (exit 0) and a note says nothing effective changed."""
+    assert run("increase").returncode == 0  # moderate -> aggressive
+    done = run("increase")
+    assert done.returncode == 0, done.stderr
+    assert "-> unlimited" in done.stdout
+    assert "no effective change" in done.stderr
+
+
 def test_decrease_at_the_bottom_exits_1_and_changes_nothing(run: Run) -> None:
     """From moderate one decrease reaches conservative; the next is refused with exit 1 and
     a message saying so, and writes no audit entry (also with --json)."""

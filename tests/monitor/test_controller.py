@@ -16,8 +16,15 @@ import pytest
 from mystic_trading.config import Settings, ThrottleSettings
 from mystic_trading.errors import ConfigError, StoreError
 from mystic_trading.marketdata.control_watch import ControlWatch
-from mystic_trading.monitor import Controller, HeartbeatPublisher, RedisHeartbeats
+from mystic_trading.monitor import (
+    Controller,
+    HeartbeatPublisher,
+    RedisHeartbeats,
+    heartbeat_figures,
+)
+from mystic_trading.monitor._optimize import AutoOptimizer
 from mystic_trading.store import Store
+from mystic_trading.store._target import parse_target
 from mystic_trading.throttle import Budget, Level, RedisQuota, Throttler, burst_for
 
 from .conftest import WALL_START, FakeClock, delete_prefix
@@ -26,6 +33,11 @@ VENUE = "sandbox-s0-ctl"
 
 
 def settings(store_url: str, **extra: Any) -> Settings:
+    """Settings of a deployment on ``store_url``; a SQLite store's directory exists, as it
+    does once any process of the deployment ran (the Controller never creates one)."""
+    target = parse_target(store_url)
+    if target.sqlite_path is not None:
+        target.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     return Settings(store={"url": store_url}, provider={"venue": VENUE}, **extra)
 
 
@@ -401,3 +413,84 @@ async def test_status_health_is_the_worst_per_check_and_counts_recommendations(
         found = await controller.recommendations()
         assert [r["rule"] for r in found["recommendations"]] == ["lower_level", "enable_redis"]
         json.dumps(data)
+
+
+async def test_a_step_that_changes_no_ceiling_is_saved_and_says_so(
+    store_url: str, store: Store, wall: FakeClock
+) -> None:
+    """aggressive -> unlimited on the fallback budget: both are capped at the safe rate, so
+    the step is saved and audited as asked, and the answer says it changes nothing in
+    effect; moderate -> aggressive does change the ceiling and says nothing of the kind."""
+    async with Controller.open(settings(store_url), clock=wall) as controller:
+        up = await controller.increase(actor="ops")
+        assert (up["to"], up["changed"], up["effective"]) == ("aggressive", True, True)
+        assert "no effective change" not in up["message"]
+        top = await controller.increase(actor="ops", reason="all in")
+        assert (top["from"], top["to"], top["changed"]) == ("aggressive", "unlimited", True)
+        assert top["effective"] is False
+        assert top["ceiling_weight_per_min"] == top["from_ceiling_weight_per_min"]
+        assert (
+            "no effective change: both levels are capped at the exchange's safe rate"
+            in (top["message"])
+        )
+        assert (await controller.level(VENUE))[0] is Level.UNLIMITED
+        [last, *_] = (await controller.status())["audit"]
+        assert (last["from"], last["to"], last["reason"]) == ("aggressive", "unlimited", "all in")
+
+
+async def test_one_shot_recommendations_judge_the_recent_window_not_the_start(
+    store_url: str, store: Store, wall: FakeClock, mono: FakeClock
+) -> None:
+    """A process whose first calls got 5xx and a 429 at start-up, then ran quiet with its
+    ceiling binding for longer than quiet_s: its heartbeat carries the counters of the last
+    quiet_s (computed as the process beats, from its own ring), so the Controller proposes
+    raising the level, judged on the last N s, not lowering it. A heartbeat without that
+    block (an older version) is judged since its start and says so."""
+    cfg = settings(store_url, monitor={"optimize": {"quiet_s": 300}})
+    async with Controller.open(cfg, clock=wall) as controller:
+        optimizer = AutoOptimizer(
+            controller, venue=lambda: VENUE, process_id=lambda: "p-new", clock=wall
+        )
+        state: dict[str, Any] = {"successes": 2, "failures": {"server_error": 3}, "n429": 1}
+
+        def figures() -> dict[str, Any]:
+            throttle = {**state, "level": "moderate", "current_rate": 39.0, "ceiling": 40.0}
+            found = heartbeat_figures({"requests": state["successes"], "throttle": throttle})
+            recent = optimizer.observe(found)  # as marketdata/assembly.py does
+            if recent is not None:
+                found["recent"] = recent
+            return found
+
+        new = HeartbeatPublisher(
+            store,
+            figures,
+            venue=VENUE,
+            monotonic=mono,
+            memory=lambda: 1 << 20,
+            process_id="p-new",
+        )
+        await new.beat_once()
+        for _ in range(32):  # 320 s of quiet work, a beat every 10 s
+            wall.advance(10.0)
+            mono.advance(10.0)
+            state["successes"] += 100
+            await new.beat_once()
+        found = await controller.recommendations()
+        assert [r["rule"] for r in found["recommendations"]] == ["raise_level"]
+        [up] = found["recommendations"]
+        window = up["evidence"]["window"]
+        assert window["basis"].startswith("last ") and 300 <= window["seconds"] <= 320
+        [seen] = up["evidence"]["processes"]
+        assert (seen["n429"], seen["upstream_5xx"]) == (0, 0)
+        assert seen["upstream_successes"] == 100 * window["seconds"] / 10  # 100 per beat
+
+        # The same counters in a beat without `recent`: since start, 429 included.
+        old_figures = {k: v for k, v in figures().items() if k != "recent"}
+        old = publisher(store, mono, old_figures, process_id="p-old")
+        await old.beat_once()
+        found = await controller.recommendations()
+        [lower] = [r for r in found["recommendations"] if r["rule"] == "lower_level"]
+        assert lower["evidence"]["window"]["basis"] == "since start"
+        assert [p["id"] for p in lower["evidence"]["processes"]] == ["p-old"]
+        await new.aclose()
+        await old.aclose()

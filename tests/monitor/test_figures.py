@@ -18,6 +18,26 @@ def test_missing_parts_are_none_or_zero_never_an_error() -> None:
     assert figures["ceiling"] is None and figures["candle_backlog_rows"] is None
     assert figures["redis_available"] is None and figures["ceiling_utilisation_pct"] is None
     assert heartbeat_figures({})["hits"] == {"memory": 0, "redis": 0, "store": 0, "upstream": 0}
+    assert figures["upstream_5xx"] == 0 and figures["upstream_unreachable"] == 2
+    assert figures["foreign_weight"] is None and figures["usage_header_used"] is None
+
+
+def test_failures_by_kind_and_the_usage_header() -> None:
+    """5xx answers and an exchange out of reach are told apart (a lower level helps only
+    the first); the throttler's usage entry gives the header, what was sent and the
+    foreign weight."""
+    figures = heartbeat_figures(
+        {
+            "throttle": {
+                "failures": {"server_error": 4, "timeout": 1, "transport": 2, "rate_limited": 3},
+                "usage": {"header_used": 120, "own_in_window": 80, "foreign_weight": 40},
+            }
+        }
+    )
+    assert figures["upstream_failures"] == 10
+    assert (figures["upstream_5xx"], figures["upstream_unreachable"]) == (4, 3)
+    assert (figures["usage_header_used"], figures["usage_own"]) == (120, 80)
+    assert figures["foreign_weight"] == 40
 
 
 def test_wait_p95_falls_back_to_p99_and_backlog_is_read() -> None:
@@ -56,6 +76,7 @@ async def test_figures_of_a_real_process(shared_exchange: SandboxServer, tmp_pat
         assert now["level"] == "moderate" and now["ceiling"] and now["limit"]
         assert now["clock_synced"] is True and now["clock_error_ms"] is not None
         assert now["quota_mode"] == "memory" and now["redis_available"] is None
+        assert now["usage_own"] >= 1 and now["foreign_weight"] is not None
 
         publisher = HeartbeatPublisher(md.store, figures, venue=lambda: md.provider.venue)
         kept = await publisher.beat_once()

@@ -211,3 +211,31 @@ async def test_auto_optimize_raises_then_rolls_back_after_429s(
     await md.control.poll()
     assert md.throttler.level.value == "conservative"
     await publisher.aclose()
+
+
+async def test_observe_answers_the_recent_window_and_keeps_no_window_in_its_ring(
+    store_url: str, store: Store, wall: FakeClock
+) -> None:
+    """observe() keeps the figures and answers the counters' differences over the last
+    quiet_s, cut where the level changed (a 429 at the level before is not counted); a
+    `recent` block handed back in is not kept, so windows never nest."""
+    cfg = settings(store_url, quiet_s=60.0, interval_s=10.0)
+    async with Controller.open(cfg, clock=wall) as controller:
+        optimizer = AutoOptimizer(
+            controller, venue=lambda: VENUE, process_id=lambda: "p", clock=wall
+        )
+        first = optimizer.observe(throttled(2, "aggressive"))
+        assert first is not None and first["seconds"] == 0 and first["n429"] == 2
+        wall.advance(10.0)
+        optimizer.observe(throttled(3, "aggressive"))
+        for _ in range(3):
+            wall.advance(10.0)
+            beat = throttled(3, "moderate")
+            recent = optimizer.observe({**beat, "recent": {"seconds": 1.0}})
+        assert recent is not None and recent["n429"] == 0 and recent["seconds"] == 30.0
+        for _ in range(6):
+            wall.advance(10.0)
+            recent = optimizer.observe(throttled(4, "moderate"))
+        assert recent is not None and (recent["n429"], recent["seconds"]) == (1, 60.0)
+        own = optimizer.own.process("p")
+        assert own is not None and all("recent" not in s.figures for s in own.samples)

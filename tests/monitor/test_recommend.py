@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import httpx
 import pytest
 
 from mystic_trading.config import Settings
@@ -322,3 +323,114 @@ def test_a_single_beat_is_judged_since_the_process_started() -> None:
         "p1", HOST, 100.0, True, (Sample(150.0, earlier), Sample(160.0, beat))
     )
     assert recommend([at_level], settings, level=Level.MODERATE, ceilings=ceilings) == []
+
+
+async def refusing(port: int) -> None:
+    """Wait until a sandbox told to refuse has closed its listener on ``port``."""
+    for _ in range(200):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            return
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the sandbox on port {port} still listens")
+
+
+@SQLITE
+async def test_5xx_lower_the_level_but_an_exchange_out_of_reach_does_not(
+    md_of: Any, exchange: SandboxServer
+) -> None:
+    """The exchange answers 503 to every request: the success rate of its answers falls and
+    one step down is proposed, the 5xx named. Then it refuses connections: the calls fail
+    as unreachable, which fewer requests would not fix, so no step down."""
+    md, settings = await md_of(monitor={"health": {"min_requests": 5}})
+    await md.ticker("BTCUSDT")
+    overloaded = Recorder(md)
+    overloaded.sample()
+    exchange.set_error_rate(1.0, (503,))
+    end = 1_700_000_000_000
+    for i in range(6):
+        with pytest.raises(Exception):  # noqa: B017,PT011 - the 503, whichever error wraps it
+            await md.candles("BTCUSDT", "1m", limit=5, end=end - i * MINUTE * 5)
+    overloaded.sample()
+    [lower] = [r for r in run(settings, overloaded) if r.rule == "lower_level"]
+    assert "x 5xx" in lower.reason and lower.to_value == "conservative"
+    [seen] = lower.evidence["processes"]
+    assert seen["upstream_5xx"] >= 6 and seen["upstream_unreachable"] == 0
+
+    out_of_reach = Recorder(md)
+    out_of_reach.sample()
+    exchange.start_outage(30.0, "refuse")
+    await refusing(exchange.port)
+    for i in range(6, 12):
+        with pytest.raises(Exception):  # noqa: B017,PT011 - refused, whichever error wraps it
+            await md.candles("BTCUSDT", "1m", limit=5, end=end - i * MINUTE * 5)
+    out_of_reach.sample()
+    window = out_of_reach.process()
+    first, last = window.samples[0].figures, window.samples[-1].figures
+    assert last["upstream_unreachable"] - first["upstream_unreachable"] >= 6
+    assert last["upstream_5xx"] == first["upstream_5xx"]
+    assert "lower_level" not in rules(run(settings, out_of_reach))
+
+
+@SQLITE
+async def test_weight_another_client_spends_behind_the_same_ip_recommends_redis(
+    md_of: Any, exchange: SandboxServer
+) -> None:
+    """Alone, the process's work leaves its foreign weight where it was. Another client on
+    the same IP then spends weight straight at the sandbox (httpx): the usage header the
+    process reads next counts it, its foreign_weight rises by what that client spent, and
+    enabling Redis is proposed with that evidence. (Each attempt runs within one of the
+    exchange's windows; one that straddles a boundary is run again.)"""
+    md, settings = await md_of()
+    window_s = md.throttler.budget.window_s
+    symbols = sorted((await md.exchange_info()).symbols)
+
+    def window() -> int:
+        return int(md.throttler.exchange_ms() / 1000 // window_s)
+
+    def usage() -> dict[str, Any]:
+        found: dict[str, Any] = md.stats()["throttle"]["usage"]
+        return found
+
+    await md.ticker(symbols[0])
+    alone = Recorder(md)
+    alone.sample()
+    # At most the one weight-1 GET /api/v3/time that identified the venue at start, sent
+    # outside the throttler (providers/venue.py), if it fell in this window.
+    before = usage()["foreign_weight"]
+    assert before <= 1
+    for symbol in symbols[1:5]:
+        await md.ticker(symbol)
+    alone.sample()
+    assert usage()["foreign_weight"] == before
+    assert usage()["header_used"] is not None and usage()["own_in_window"] >= 1
+    assert "enable_redis" not in rules(run(settings, alone))
+
+    shared = Recorder(md)
+    shared.sample()
+    async with httpx.AsyncClient(base_url=exchange.url) as other:
+        for attempt in range(2):
+            start, foreign0 = window(), usage()["foreign_weight"]
+            own0 = usage()["own_in_window"]
+            used = []
+            for _ in range(5):
+                answer = await other.get("/api/v3/exchangeInfo")
+                used.append(int(answer.headers["x-mbx-used-weight-1m"]))
+            for symbol in symbols[5 + attempt * 4 : 9 + attempt * 4]:
+                await md.ticker(symbol)
+            if window() == start:
+                break
+        else:
+            raise AssertionError("two attempts in a row straddled the exchange's windows")
+    rise = usage()["foreign_weight"] - foreign0
+    # Between what the other client spent after its first answer and everything the
+    # exchange counted beyond this process's own weight.
+    assert used[-1] - used[0] <= rise <= used[-1] - own0
+    shared.sample()
+    [redis] = [r for r in run(settings, shared) if r.rule == "enable_redis"]
+    assert "weight this process did not send" in redis.reason
+    [seen] = redis.evidence["processes"]
+    assert seen["foreign_weight"] >= rise and seen["quota_mode"] == "memory"

@@ -442,6 +442,9 @@ def _step(
             f"{_n(data['ceiling_weight_per_min'])} weight/min; every running process applies "
             f"it within {data['applied_within_s']:g} s ({data['processes_alive']} alive now)"
         )
+        _, found, why = str(data.get("message") or "").partition("; no effective change")
+        if data.get("effective") is False and found:
+            err_console.print(f"note: no effective change{why}", highlight=False)
     else:
         err_console.print(f"[bold red]refused[/]: {data['message']}")
     if not data["changed"]:

@@ -158,7 +158,11 @@ async def _monitor(
         # Whether this process takes part in auto-optimize travels in its heartbeat: the
         # leader is the oldest alive process that does (monitor/_optimize.py).
         found = {**heartbeat_figures(md.stats()), "auto_optimize": auto}
-        optimizer.observe(found)
+        # The counters over the last minutes, for a reader with no ring of its own (one-shot
+        # recommendations and optimize); observe() keeps `found` before it gets them.
+        recent = optimizer.observe(found)
+        if recent is not None:
+            found["recent"] = recent
         return found
 
     publisher = HeartbeatPublisher(

@@ -22,17 +22,22 @@ own id, as ``mystic throttle`` finds it.
 ``down``) from the level in force (the stored one, else the setting), saved in the store
 with an audit entry; every running process follows the audit log and applies it within 2 s
 (``marketdata/control_watch.py``). At the top or the bottom nothing is written and the
-answer says so (``changed`` False). A ceiling is the throttler's own: ``level_ceiling`` over
+answer says so (``changed`` False). A step between two levels whose ceilings are the same
+(aggressive and unlimited are both capped at the exchange's safe rate on most budgets) is
+saved and audited, as the operator asked, and the answer says it changes nothing in effect
+(``effective`` False). A ceiling is the throttler's own: ``level_ceiling`` over
 the safe rate a :class:`Throttler` computes for the venue's budget (the stored exchangeInfo's
 REQUEST_WEIGHT limit, else ``throttle.fallback_weight_per_minute``), so the numbers shown are
 the ones the processes enforce.
 
 **Recommendations and optimize** (``monitor/_recommend.py``, ``monitor/_optimize.py``).
-With no process running, the evidence is the last heartbeat of every process of the venue,
-alive or gone within the registry's hour, each against zero at its start; a caller that kept
-a ring of figures (a process, the auto-optimize leader) passes it and the evidence is the
-difference between its samples. ``optimize`` applies at most one level step, within bounds,
-outside the cooldown, audited with its evidence.
+With no ring of figures, the evidence is the last heartbeat of every process of the venue,
+alive or gone within the registry's hour: its ``recent`` block, the differences of its
+counters over the last ``monitor.optimize.quiet_s`` (cut where the level in force came in),
+or, for a heartbeat without one (an older version), its counters against zero at its start.
+A caller that kept a ring of figures (a process, the auto-optimize leader) passes it and
+the evidence is the difference between its samples. ``optimize`` applies at most one level
+step, within bounds, outside the cooldown, audited with its evidence.
 
 **Health** in ``status`` is the worst of each check over the processes alive, from the
 ``health`` each heartbeat carries (``{"overall", "at", "checks": {name: {"status", "value",
@@ -50,8 +55,8 @@ from typing import Any
 from pydantic import ValidationError
 from redis.exceptions import AuthenticationError, AuthorizationError
 
-from mystic_trading.config import ProviderSettings, Settings
-from mystic_trading.errors import ConfigError
+from mystic_trading.config import ProviderSettings, Settings, default_database_url
+from mystic_trading.errors import ConfigError, StoreError
 from mystic_trading.models import utc_text
 from mystic_trading.monitor._optimize import optimize
 from mystic_trading.monitor._recommend import (
@@ -64,6 +69,7 @@ from mystic_trading.monitor._redis_beats import REDIS_FAILURES, RedisHeartbeats
 from mystic_trading.monitor._registry import Deployment, ProcessRegistry, ProcessStatus
 from mystic_trading.providers.venue import venue_from_url
 from mystic_trading.store import Store, open_store
+from mystic_trading.store._target import parse_target
 from mystic_trading.throttle import (
     Budget,
     Level,
@@ -86,6 +92,22 @@ ALERTS_SHOWN = 50
 TOTALS = ("requests", "upstream_calls", "upstream_weight", "errors", "stale", "n429", "n418")
 # Health statuses from best to worst; "unknown" when nobody reports a check.
 HEALTH_ORDER = ("ok", "unknown", "warning", "critical")
+
+
+def _check_sqlite_directory(settings: Settings) -> None:
+    """A SQLite store whose directory does not exist is a mistyped URL (or a deployment that
+    never ran), not a store to create: a command that reads and steers a deployment must not
+    make an empty one and report on it, or write a level nobody will read."""
+    if settings.store.url == default_database_url():
+        return  # the default place, not there yet: nothing has run here; status says so
+    target = parse_target(settings.store.url)
+    path = target.sqlite_path
+    if path is not None and not path.parent.is_dir():
+        raise StoreError(
+            f"no store at {target.display}: its directory {path.parent} does not exist (is "
+            "store.url right? a process of the deployment, or `mystic db upgrade`, creates it)",
+            target=target.display,
+        )
 
 
 def check_venue(venue: str) -> str:
@@ -145,6 +167,7 @@ class Controller:
         configured, Redis's heartbeats and shared quota; all closed on exit. ``clock`` is the
         wall time (seconds) stamped on writes and measured against for bans."""
         async with contextlib.AsyncExitStack() as stack:
+            _check_sqlite_directory(settings)
             store = await open_store(settings.store, clock=clock)
             stack.push_async_callback(store.aclose)
             beats = quota = error = None
@@ -349,11 +372,18 @@ class Controller:
     ) -> dict[str, Any]:
         ceilings = await self.ceilings(venue)
         alive = (await self.registry.read(venue)).alive
+        effective = ceilings[new] != ceilings[old]
+        if changed and not effective:
+            message += (
+                f"; no effective change: both levels are capped at the exchange's safe rate "
+                f"({ceilings[new] * 60:,.0f} weight/min), so the ceiling stays the same"
+            )
         return {
             "venue": venue,
             "from": old.value,
             "to": new.value,
             "changed": changed,
+            "effective": changed and effective,
             "ceiling_weight_per_s": ceilings[new],
             "ceiling_weight_per_min": ceilings[new] * 60,
             "from_ceiling_weight_per_min": ceilings[old] * 60,

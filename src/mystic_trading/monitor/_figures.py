@@ -19,6 +19,10 @@ coalesced                        waiters that shared another request's upstream 
 upstream_calls, upstream_weight  calls sent upstream and the weight they spent
 upstream_successes / _failures   answers, and failures of the exchange or the network
                                  (4xx rejections are the caller's; cancellations nobody's)
+upstream_5xx                     of those failures, the exchange's 5xx answers (overload:
+                                 a lower level helps)
+upstream_unreachable             of those failures, timeouts and connections that failed
+                                 (the exchange or the network down: a lower level does not)
 upstream_latency_p50/p95_ms      upstream latency
 n429, n418                       rate-limit answers and bans
 level, ceiling, adaptive_rate    throttle level, its ceiling and the adaptive rate (weight/s)
@@ -28,6 +32,8 @@ foreign_weight                   weight the exchange's usage header counted that
                                  did not send (summed over the exchange's windows; other
                                  clients behind the same IP); None if the throttler does not
                                  report it
+usage_header_used, usage_own     the usage header for the exchange's current window (None
+                                 before an answer in it) and what this process sent in it
 weight_per_s                     weight admitted per second over the exchange's window
 limit, window_s                  the exchange's budget: weight per window
 ceiling_utilisation_pct          weight_per_s against the ceiling
@@ -56,6 +62,8 @@ __all__ = ["LAYERS", "heartbeat_figures"]
 LAYERS = ("memory", "redis", "store", "upstream")
 # Failure kinds that are neither the exchange's nor the network's (throttle/_slot.py).
 _NOT_UPSTREAM_FAULTS = frozenset({"rejected", "cancelled"})
+# Failure kinds that say the exchange could not be reached at all: no answer to judge.
+_UNREACHABLE = ("timeout", "transport")
 
 
 def _get(tree: Mapping[str, Any] | None, *path: str) -> Any:
@@ -91,11 +99,8 @@ def heartbeat_figures(stats: Mapping[str, Any]) -> dict[str, Any]:
     hits = {layer: sum(_int(_get(k, "hits", layer)) for k in kinds.values()) for layer in LAYERS}
     throttle = _get(stats, "throttle")
     failures = _get(throttle, "failures")
-    failed = (
-        sum(_int(n) for kind, n in failures.items() if kind not in _NOT_UPSTREAM_FAULTS)
-        if isinstance(failures, Mapping)
-        else 0
-    )
+    failures = failures if isinstance(failures, Mapping) else {}
+    failed = sum(_int(n) for kind, n in failures.items() if kind not in _NOT_UPSTREAM_FAULTS)
     weight_per_s = _num(_get(throttle, "current_rate"))
     ceiling = _num(_get(throttle, "ceiling"))
     limit = _num(_get(throttle, "limit"))
@@ -107,6 +112,7 @@ def heartbeat_figures(stats: Mapping[str, Any]) -> dict[str, Any]:
     backlog = _num(_get(stats, "candle_writes", "pending_rows"))
     series = _get(stats, "candle_history", "series")
     foreign = _num(_get(throttle, "usage", "foreign_weight"))
+    header_used = _num(_get(throttle, "usage", "header_used"))
     return {
         "requests": _int(_get(stats, "requests")),
         "hits": hits,
@@ -117,6 +123,8 @@ def heartbeat_figures(stats: Mapping[str, Any]) -> dict[str, Any]:
         "upstream_weight": _int(_get(stats, "upstream_weight")),
         "upstream_successes": _int(_get(throttle, "successes")),
         "upstream_failures": failed,
+        "upstream_5xx": _int(failures.get("server_error")),
+        "upstream_unreachable": sum(_int(failures.get(kind)) for kind in _UNREACHABLE),
         "upstream_latency_p50_ms": _num(_get(throttle, "latency_ms", "p50")),
         "upstream_latency_p95_ms": _num(_get(throttle, "latency_ms", "p95")),
         "n429": _int(_get(throttle, "n429")),
@@ -126,6 +134,8 @@ def heartbeat_figures(stats: Mapping[str, Any]) -> dict[str, Any]:
         "adaptive_rate": _num(_get(throttle, "rate")),
         "safe_rate": _num(_get(throttle, "safe_rate")),
         "foreign_weight": None if foreign is None else int(foreign),
+        "usage_header_used": None if header_used is None else int(header_used),
+        "usage_own": _int(_get(throttle, "usage", "own_in_window")),
         "weight_per_s": weight_per_s,
         "limit": limit,
         "window_s": window_s,

@@ -23,7 +23,10 @@ replace old ones: the ratio and the 250 ms are meant for a clear slowdown, not n
 **Auto-optimize** (:class:`AutoOptimizer`, ``monitor.optimize.auto``, off by default)
 runs in every long-lived process; every ``interval_s`` it reads the registry of its venue
 and keeps a ring of each process's heartbeats (:class:`FigureHistory`), so its evidence is
-the difference between samples over the last minutes, not start..now. Only the **leader**
+the difference between samples over the last minutes, not start..now. A one-shot run (the
+Controller with no ring) judges each process on the ``recent`` block its heartbeat
+carries: the counters' differences over the last ``quiet_s``, which every process computes
+from its own ring as it beats (:meth:`AutoOptimizer.observe`). Only the **leader**
 decides: among the processes of the venue alive in the registry whose heartbeat says
 ``auto_optimize``, the one started first (ties by process id). No table and no lock: a
 process that starts or dies changes the leader at the next read, and the cooldown read from
@@ -240,10 +243,19 @@ class AutoOptimizer:
         self.last: dict[str, Any] | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def observe(self, figures: Mapping[str, Any], *, started_at_s: float | None = None) -> None:
-        """Keep this process's figures (call with each heartbeat's)."""
+    def observe(
+        self, figures: Mapping[str, Any], *, started_at_s: float | None = None
+    ) -> dict[str, Any] | None:
+        """Keep this process's figures (call with each heartbeat's) and answer their
+        ``recent`` block for the heartbeat to carry: the differences of the counters over
+        the last ``quiet_s`` (or since the level in force came in, or since the start if
+        that is later; :meth:`FigureHistory.recent`). A ``recent`` already in ``figures``
+        is not kept: the ring holds counters, never windows of windows."""
+        if "recent" in figures:
+            figures = {k: v for k, v in figures.items() if k != "recent"}
         pid = self.process_id() or "this-process"
         self.own.add(pid, figures, host=socket.gethostname(), started_at_s=started_at_s)
+        return self.own.recent(pid, window_s=self.settings.quiet_s)
 
     def _own(self) -> ProcessFigures | None:
         return self.own.process(self.process_id() or "this-process")

@@ -12,20 +12,28 @@ ceiling. It reads no clock and no store, so the same rules run
 
 **Windows.** Counters in the figures are totals since a process started. With two samples
 or more of a process, the evidence is their difference over first..last (``"basis":
-"samples"``); with one (a heartbeat read cold), it is that beat against zero at the
-process's start (``"basis": "since start"``). Every recommendation says its window: from,
-to, seconds, basis. Gauges (utilisation, queue wait p95, latency p95, clock offset) are the
-last sample's. The level rules read only the processes alive, and only the part of each
-window spent at the level in force (from the last sample taken at another level), so a 429
-earned at a level before is no reason to lower the new one; a beat read cold cannot be
-split and counts whole.
+"samples"``). With one (a heartbeat read cold), it is the beat's ``recent`` block when it
+has one (``"basis": "last N s"``): the differences of its counters over the last
+``monitor.optimize.quiet_s``, which the process computes from its own ring of figures as it
+beats (:meth:`FigureHistory.recent`), so a start-up outage or a 429 of an hour ago is no
+evidence now. A beat without ``recent`` (a process of an older version) is judged against
+zero at the process's start (``"basis": "since start"``). Every recommendation says its
+window: from, to, seconds, basis. Gauges (utilisation, queue wait p95, latency p95, clock
+offset) are the last sample's. The level rules read only the processes alive, and only the
+part of each window spent at the level in force (from the last sample taken at another
+level; a ``recent`` block is cut there by the process), so a 429 earned at a level before
+is no reason to lower the new one; a beat without ``recent`` cannot be split and counts
+whole.
 
 **The rules** (thresholds shared with a health check are the check's, ``monitor.health``;
 the others are ``monitor.optimize``, see ``_optimize_settings.py`` for the defaults' why):
 
-- ``lower_level``: any alive process got a 429 or 418 in its window, or its upstream
-  success rate fell below the success warning (over at least ``min_requests`` answers),
-  or its upstream latency p95 is beyond the latency warning. One step down.
+- ``lower_level``: any alive process got a 429 or 418 in its window, or the exchange's
+  answers to it were 5xx so often that the success rate of its answers fell below the
+  success warning (over at least ``min_requests`` answers), or its upstream latency p95 is
+  beyond the latency warning. One step down. An exchange that cannot be reached (refused
+  connections, timeouts: ``upstream_unreachable``) is no reason: fewer requests do not
+  bring it back, and the health check says it is down.
 - ``raise_level``: no alive process got a 429, 418 or upstream failure, over a window at
   least ``quiet_s`` long, and the ceiling binds in one of them (weight admitted at least
   ``raise_utilisation_pct`` of the ceiling, or queue wait p95 beyond the queue warning),
@@ -90,12 +98,65 @@ HIT_RATE_FALL_PTS = 10.0
 FOREIGN_MIN_SHARE = 0.01
 # Processes shown in one recommendation's evidence.
 EVIDENCE_PROCESSES = 8
+# The counters of the heartbeat figures (monitor/_figures.py) a ``recent`` block carries
+# the differences of; the nested ones are mappings of counters.
+COUNTERS = (
+    "requests",
+    "stale",
+    "errors",
+    "coalesced",
+    "upstream_calls",
+    "upstream_weight",
+    "upstream_successes",
+    "upstream_failures",
+    "upstream_5xx",
+    "upstream_unreachable",
+    "n429",
+    "n418",
+    "foreign_weight",
+    "memory_evictions",
+    "store_pool_waits",
+    "store_pool_timeouts",
+    "candle_history_pages",
+    "candle_refetched_pages",
+)
+NESTED_COUNTERS = ("hits", "candle_history_series")
 
 
 def _num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+def _count(value: Any) -> int | float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value
+
+
+def _difference(now: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The counters of ``now`` less those of ``base`` (zero, None: at the start); a
+    counter ``now`` does not report stays None."""
+    found: dict[str, Any] = {}
+    for key in COUNTERS:
+        value = _count(now.get(key))
+        if value is None:
+            found[key] = None
+            continue
+        before = None if base is None else _count(base.get(key))
+        found[key] = max(0, value - (before or 0))
+    for key in NESTED_COUNTERS:
+        node = now.get(key)
+        if not isinstance(node, Mapping):
+            found[key] = None
+            continue
+        prior = None if base is None else base.get(key)
+        prior = prior if isinstance(prior, Mapping) else {}
+        found[key] = {
+            k: max(0, (_count(v) or 0) - (_count(prior.get(k)) or 0)) for k, v in node.items()
+        }
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +180,15 @@ class ProcessFigures:
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """The evidence window of one process: ``first`` None means zero at its start."""
+    """The evidence window of one process: ``first`` None means zero at its start, or, when
+    ``recent``, that ``last``'s counters are already the window's differences."""
 
     process: ProcessFigures
     start_s: float
     first: Mapping[str, Any] | None
     last: Sample
     samples: tuple[Sample, ...]
+    recent: bool = False
 
     @property
     def seconds(self) -> float:
@@ -133,6 +196,8 @@ class Span:
 
     @property
     def basis(self) -> str:
+        if self.recent:
+            return f"last {self.seconds:.0f} s"
         return "since start" if self.first is None else "samples"
 
     def gauge(self, key: str) -> float | None:
@@ -164,8 +229,28 @@ def span_of(process: ProcessFigures, *, same_level: bool = False) -> Span:
         samples = samples[max(0, cut - 1) :]
     last = samples[-1]
     if len(samples) == 1:
+        recent = _recent_of(last)
+        if recent is not None:
+            seconds, figures = recent
+            window = Sample(last.at_s, figures)
+            return Span(process, last.at_s - seconds, None, window, (window,), recent=True)
         return Span(process, process.started_at_s, None, last, samples)
     return Span(process, samples[0].at_s, samples[0].figures, last, samples)
+
+
+def _recent_of(sample: Sample) -> tuple[float, dict[str, Any]] | None:
+    """A beat's figures with its counters replaced by its ``recent`` block's, and that
+    block's length in seconds; None for a beat without one (an older version)."""
+    recent = sample.figures.get("recent")
+    if not isinstance(recent, Mapping):
+        return None
+    seconds = _num(recent.get("seconds"))
+    if seconds is None or seconds < 0:
+        return None
+    figures = dict(sample.figures)
+    for key in (*COUNTERS, *NESTED_COUNTERS):
+        figures[key] = recent.get(key)
+    return seconds, figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,12 +285,13 @@ class Recommendation:
 def _window(spans: Sequence[Span]) -> dict[str, Any]:
     start = min(s.start_s for s in spans)
     end = max(s.last.at_s for s in spans)
-    bases = sorted({s.basis for s in spans})
+    bases = sorted({"recent" if s.recent else s.basis for s in spans})
+    basis = bases[0] if len(bases) == 1 else "mixed"
     return {
         "from": utc_text(round(start * 1000)),
         "to": utc_text(round(end * 1000)),
         "seconds": round(end - start, 3),
-        "basis": bases[0] if len(bases) == 1 else "mixed",
+        "basis": f"last {end - start:.0f} s" if basis == "recent" else basis,
         "processes": len(spans),
     }
 
@@ -297,15 +383,21 @@ class _Rules:
         whys: list[str] = []
         for s in self.alive:
             n429, n418 = s.delta("n429"), s.delta("n418")
-            ok, failed = s.delta("upstream_successes"), s.delta("upstream_failures")
             p95 = s.gauge("upstream_latency_p95_ms")
             why = []
             if n429 or n418:
                 why.append(f"{n429:.0f} x 429 and {n418:.0f} x 418")
-            if ok + failed >= self.health.min_requests:
-                rate = 100 * ok / (ok + failed)
-                if rate < self.health.upstream_success_warning_pct:
-                    why.append(f"upstream success {rate:.1f} % of {ok + failed:.0f}")
+            # Only the exchange's answers: a beat that does not tell 5xx from an exchange
+            # out of reach (an older version) is not judged on its failures.
+            if s.last.figures.get("upstream_5xx") is not None:
+                ok, fives = s.delta("upstream_successes"), s.delta("upstream_5xx")
+                if ok + fives >= self.health.min_requests:
+                    rate = 100 * ok / (ok + fives)
+                    if rate < self.health.upstream_success_warning_pct:
+                        why.append(
+                            f"upstream success {rate:.1f} % of {ok + fives:.0f} answers "
+                            f"({fives:.0f} x 5xx)"
+                        )
             if p95 is not None and p95 > self.health.upstream_latency_warning_ms:
                 why.append(f"upstream latency p95 {p95:,.0f} ms")
             if why:
@@ -617,6 +709,8 @@ def _level_figures(s: Span) -> dict[str, Any]:
         "n418": s.delta("n418"),
         "upstream_successes": s.delta("upstream_successes"),
         "upstream_failures": s.delta("upstream_failures"),
+        "upstream_5xx": s.delta("upstream_5xx"),
+        "upstream_unreachable": s.delta("upstream_unreachable"),
         "upstream_latency_p95_ms": s.gauge("upstream_latency_p95_ms"),
         "ceiling_utilisation_pct": s.gauge("ceiling_utilisation_pct"),
         "queue_wait_p95_ms": s.gauge("queue_wait_p95_ms"),
@@ -733,3 +827,37 @@ class FigureHistory:
 
     def __contains__(self, process_id: object) -> bool:
         return process_id in self._samples
+
+    def recent(self, process_id: str, *, window_s: float) -> dict[str, Any] | None:
+        """The ``recent`` block of the process's newest sample: its counters less those of
+        the newest sample at least ``window_s`` older, or of the last sample taken at
+        another level if that is newer (what happened at a level before is no evidence
+        about this one), or zero at the process's start if it is younger; with the window
+        (``from``, ``to``, ``seconds``, on the clock of the samples). None with no sample.
+
+        Called for every heartbeat: a walk back over at most the ring (a sample per
+        ``every_s``) and one small dict, no copy of the ring.
+        """
+        ring = self._samples.get(process_id)
+        if not ring:
+            return None
+        last = ring[-1]
+        level = last.figures.get("level")
+        horizon = last.at_s - window_s
+        base: Sample | None = None
+        older = reversed(ring)
+        next(older)
+        for sample in older:
+            if sample.figures.get("level") != level or sample.at_s <= horizon:
+                base = sample
+                break
+        started = self._meta[process_id][1]
+        if base is None and started < horizon and len(ring) > 1:
+            base = ring[0]  # the ring keeps less than the window: the oldest there is
+        start = started if base is None else base.at_s
+        return {
+            "from": utc_text(round(start * 1000)),
+            "to": utc_text(round(last.at_s * 1000)),
+            "seconds": round(max(0.0, last.at_s - start), 3),
+            **_difference(last.figures, None if base is None else base.figures),
+        }

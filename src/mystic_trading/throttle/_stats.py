@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from typing import Any
 
-__all__ = ["EndpointStats", "ThrottleStats", "percentile"]
+__all__ = ["EndpointStats", "ThrottleStats", "UsageStats", "percentile"]
 
 SAMPLES = 4096
 
@@ -143,3 +143,69 @@ class ThrottleStats:
         data["current_rate"] = self.current_rate(now)
         data["endpoints"] = {name: s.snapshot() for name, s in sorted(self.endpoints.items())}
         return data
+
+
+class UsageStats:
+    """The exchange's usage header against the weight this process sent, per exchange window.
+
+    The exchange counts every request from an IP in its fixed windows and says the count in
+    each answer (``X-MBX-USED-WEIGHT-1M``, rest-api.md "IP Limits"). What it counted beyond
+    what this process sent in that window is weight other clients behind the same IP spent
+    (``foreign_weight``): per window, the largest header less what this process had sent
+    when the header came, summed over windows. What this process sent is counted when it is
+    admitted, before it reaches the exchange, and weight sent within ``skew_s`` before a
+    window began counts in that window too (the exchange may have dated it there): both can
+    only make the foreign weight smaller, never invent some. Headers are given only when
+    the throttler trusts which window they count (``Throttler._window_of``).
+    """
+
+    __slots__ = (
+        "_carry",
+        "_foreign_done",
+        "_foreign_index",
+        "_foreign_max",
+        "_own",
+        "_own_index",
+        "_tail",
+        "skew_s",
+    )
+
+    def __init__(self, skew_s: float) -> None:
+        self.skew_s = skew_s
+        self._own_index = -1
+        self._own = 0  # sent in window _own_index
+        self._tail = 0  # of which within skew_s of its end
+        self._carry = 0  # sent within skew_s before window _own_index began
+        self._foreign_index = -1
+        self._foreign_max = 0  # the largest foreign weight seen in window _foreign_index
+        self._foreign_done = 0  # summed over the windows before it
+
+    def sent(self, exchange_s: float, weight: int, window_s: float) -> None:
+        """This process sent ``weight`` at ``exchange_s`` (the exchange's clock, seconds)."""
+        index = int(exchange_s // window_s)
+        if index > self._own_index:
+            self._carry = self._tail if index == self._own_index + 1 else 0
+            self._own_index, self._own, self._tail = index, 0, 0
+        self._own += weight
+        if index == self._own_index and (index + 1) * window_s - exchange_s <= self.skew_s:
+            self._tail += weight
+
+    def header(self, index: int, used: int) -> None:
+        """The exchange counted ``used`` in its window ``index`` when it answered."""
+        if index != self._own_index:
+            return  # nothing of ours known in that window: no comparison to make
+        foreign = used - self._own - self._carry
+        if index != self._foreign_index:
+            self._foreign_done += self._foreign_max
+            self._foreign_index, self._foreign_max = index, 0
+        if foreign > self._foreign_max:
+            self._foreign_max = foreign
+
+    def own_in(self, index: int) -> int:
+        """What this process sent in window ``index`` (0 unless it is the latest)."""
+        return self._own if index == self._own_index else 0
+
+    @property
+    def foreign_weight(self) -> int:
+        """Weight the exchange counted that this process did not send, over all windows."""
+        return self._foreign_done + self._foreign_max
