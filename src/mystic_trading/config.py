@@ -219,6 +219,10 @@ class ApiSettings(_Section):
     max_header_bytes: PositiveInt = 16 * 1024
     # The longest real query is ticker/24hr symbols=[...] of a few hundred symbols.
     max_query_bytes: PositiveInt = 16 * 1024
+    # Each client's share of the exchange's budget in %, per window (None: off), so one
+    # runaway bot cannot starve the others; clients are told apart by X-Mystic-Client, else
+    # their Bearer token, else their address (api/_share.py).
+    client_share_pct: Annotated[float, Field(gt=0, le=100)] | None = None
 
 
 class Settings(BaseSettings):

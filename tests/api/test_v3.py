@@ -230,3 +230,31 @@ async def test_size_limits(served: Served) -> None:
     assert body.status_code == 413
     assert headers.status_code == 431
     assert query.status_code == 414
+
+
+async def test_klines_answer_what_binance_answers_across_a_listing_and_gaps(
+    served: Served,
+) -> None:
+    """Binance answers the first ``limit`` candles that exist from ``startTime`` (or the last
+    ``limit``): a start before the listing, and a range across a gap in the series, give the
+    exchange's own rows, not a short page that would stop a paging client (ccxt, freqtrade);
+    a range the window covers is still answered by Mystic's layers."""
+    cases = [
+        {"symbol": "BTCUSDT", "interval": "1h", "startTime": "1502900000000", "limit": "5"},
+        {"symbol": "BTCUSDT", "interval": "1m", "startTime": "0", "limit": "1"},
+        {"symbol": "ETHUSDT", "interval": "1h", "limit": "1000"},
+    ]
+    async with served.client() as c, httpx.AsyncClient(base_url=served.exchange.url) as direct:
+        for params in cases:
+            ours = await c.get("/api/v3/klines", params=params)
+            theirs = await direct.get("/api/v3/klines", params=params)
+            assert ours.status_code == theirs.status_code == 200, ours.text
+            mine, truth = ours.json(), theirs.json()
+            assert len(mine) == len(truth) == int(params["limit"]), params
+            # The candle open now may have moved between the two calls: the closed ones match.
+            assert mine[:-1] == truth[:-1] and mine[-1][0] == truth[-1][0], params
+        inside = {"symbol": "BTCUSDT", "interval": "1h", "startTime": truth[0][0], "limit": "3"}
+        first = await c.get("/api/v3/klines", params=inside)
+        again = await c.get("/api/v3/klines", params=inside)
+    assert len(first.json()) == 3
+    assert again.headers["x-mystic-layer"] in ("memory", "store")

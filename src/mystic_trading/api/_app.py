@@ -35,7 +35,7 @@ from mystic_trading.api._guard import Guard
 from mystic_trading.api._health import health_routes
 from mystic_trading.api._metrics import MarketDataCollector, MetricsMiddleware
 from mystic_trading.api._openapi import openapi_routes
-from mystic_trading.api._state import ApiState, controller_over
+from mystic_trading.api._state import ApiState, RouteIndex, controller_over
 from mystic_trading.api._v1 import v1_routes
 from mystic_trading.config import Settings
 from mystic_trading.errors import ConfigError, MysticError
@@ -65,6 +65,7 @@ def create_app(
     max_body_bytes: int | None = None,
     max_header_bytes: int | None = None,
     max_query_bytes: int | None = None,
+    client_share_pct: float | None = None,
     routers: Sequence[Router] = ROUTERS,
 ) -> Starlette:
     """The service's ASGI app over ``settings``; serve it with its lifespan on.
@@ -78,6 +79,7 @@ def create_app(
     max_body_bytes = api.max_body_bytes if max_body_bytes is None else max_body_bytes
     max_header_bytes = api.max_header_bytes if max_header_bytes is None else max_header_bytes
     max_query_bytes = api.max_query_bytes if max_query_bytes is None else max_query_bytes
+    client_share_pct = api.client_share_pct if client_share_pct is None else client_share_pct
     for name, value in (
         ("max_in_flight", max_in_flight),
         ("max_header_bytes", max_header_bytes),
@@ -87,7 +89,7 @@ def create_app(
             raise ConfigError(
                 f"{name} must be at least 1, got {value!r}", setting=name, value=value
             )
-    state = ApiState(settings, clock)
+    state = ApiState(settings, clock, client_share_pct=client_share_pct)
     state.metrics.registry.register(MarketDataCollector(state))
 
     @contextlib.asynccontextmanager
@@ -121,6 +123,7 @@ def create_app(
                 await forwarder.aclose()
 
     routes = [route for router in routers for route in router(state)]
+    routes.insert(0, RouteIndex(routes))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -21,6 +21,8 @@ Where each answer comes from:
 Every answer carries ``X-MBX-USED-WEIGHT-1M`` (the exchange's count for this IP's current
 window); market-data answers also ``X-Mystic-Layer``, ``X-Mystic-Age-Ms`` and
 ``X-Mystic-Stale``. Signed and account endpoints are refused (-2015), never forwarded.
+With ``client_share_pct`` on, a client past its share of the exchange's budget gets 429
+with ``Retry-After`` and -1003 for anything not held (``_share.py``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from mystic_trading.api._errors import (
     signed_refused,
 )
 from mystic_trading.api._forward import Forwarded, Passthrough
+from mystic_trading.api._share import ShareExceeded
 from mystic_trading.api._state import ApiState
 from mystic_trading.errors import InvalidInterval, MysticError
 from mystic_trading.marketdata.answer import Answer, Layer, stamp_ms
@@ -91,6 +94,7 @@ PRIVATE = frozenset(
 # Public GETs MarketData does not model, forwarded through the throttler.
 FORWARDED = frozenset({"trades", "aggTrades", "ticker", "ticker/tradingDay"})
 _LAYER_ORDER = {Layer.MEMORY: 0, Layer.REDIS: 1, Layer.STORE: 2, Layer.UPSTREAM: 3}
+_LAYER_BYTES = {layer.value: layer.value.encode() for layer in Layer}
 
 Params = Any  # starlette's ImmutableMultiDict of the query
 Handler = Callable[[Request], Awaitable[Response]]
@@ -174,8 +178,12 @@ class BinanceApi:
         self.state = state
         # The last encoded /ticker/price body per symbol and the answer it encodes: a
         # memory hit returns the same Answer object until it is refreshed, so its bytes are
-        # made once (the hot path of bench/http.py).
+        # made once (the hot path of bench/http_service.py).
         self._price_bodies: dict[str, tuple[Answer[Ticker], bytes]] = {}
+        # The query strings that are exactly ``symbol=<a name above>``, to that name: the
+        # usual request needs no query parsing (names match ^[A-Z0-9_.-]+$, which a query
+        # string carries as they are).
+        self._price_queries: dict[bytes, str] = {}
         self._info_source: ExchangeInfo | None = None
         self._info_body = b""
         self._info_symbols: dict[str, Any] = {}
@@ -193,9 +201,20 @@ class BinanceApi:
         return headers
 
     def _ok(self, request: Request, body: bytes, answer: Answer[Any] | None) -> Response:
+        """A 200 with ``body``: ``_headers``'s headers, encoded here as bytes directly."""
+        state = self.state
+        headers = [(state.weight_header_raw(), b"%d" % state.used_weight())]
         if answer is not None:
-            self.state.metrics.answered(_route(request), answer.layer.value, answer.stale)
-        return Response(body, media_type=JSON, headers=self._headers(answer))
+            layer = answer.layer.value
+            stale = answer.stale
+            state.metrics.answered(_route(request), layer, stale)
+            headers += (
+                (b"x-mystic-layer", _LAYER_BYTES[layer]),
+                (b"x-mystic-age-ms", b"%d" % answer.age_ms),
+                (b"x-mystic-stale", b"true" if stale else b"false"),
+            )
+        headers += ((b"content-length", b"%d" % len(body)), enc.JSON_HEADER)
+        return enc.RawResponse(body, headers)
 
     def _refused(self, refusal: ApiRefusal) -> Response:
         headers = self._headers()
@@ -226,6 +245,15 @@ class BinanceApi:
                 return await handler(request)
             except ApiRefusal as refusal:
                 return self._refused(refusal)
+            except ShareExceeded as exc:
+                return self._refused(
+                    ApiRefusal(
+                        429,
+                        -1003,
+                        f"Too much request weight used; {exc}. Retry after {exc.retry_after} s.",
+                        retry_after=exc.retry_after,
+                    )
+                )
             except Passthrough as passed:
                 value = passed.answer
                 return Response(
@@ -320,9 +348,20 @@ class BinanceApi:
         sym = await self._listed(name)
         if start is not None and end is not None and start > end:
             return self._ok(request, b"[]", None)
-        answer = await self.state.md.candles(
-            sym, interval, start, None if end is None else min(end + 1, MAX_TIMESTAMP_MS), limit
-        )
+        md = self.state.md
+        end_excl = None if end is None else min(end + 1, MAX_TIMESTAMP_MS)
+        answer = await md.candles(sym, interval, start, end_excl, limit)
+        if len(answer.value) < limit and _may_hold_more(
+            interval, start, end_excl, limit, md.provider.now_ms()
+        ):
+            # Binance answers the first (or, with no start, the last) ``limit`` candles that
+            # exist in the range; a window ``limit`` intervals wide holds fewer where the
+            # series has a gap or begins later (a start before the listing), and a client
+            # that pages (ccxt, freqtrade) stops at a short page. Those pages, and only those,
+            # are asked of the exchange as sent, so the answer is exactly Binance's.
+            return await self._forward(
+                request, request.url.path, request.query_params.multi_items()
+            )
         return self._ok(request, enc.klines(answer.value), answer)
 
     async def depth(self, request: Request) -> Response:
@@ -334,6 +373,15 @@ class BinanceApi:
         return self._ok(request, enc.depth(answer.value, limit), answer)
 
     async def ticker_price(self, request: Request) -> Response:
+        name = self._price_queries.get(request.scope["query_string"])
+        if name is not None:  # the hot path: ?symbol=<a name answered before>
+            answer = await self.state.md.ticker(name)
+            known, body = self._price_bodies[name]
+            if answer is known:
+                return self._ok(request, body, answer)
+            body = enc.dumps(enc.ticker_price(answer.value))
+            self._price_bodies[name] = (answer, body)
+            return self._ok(request, body, answer)
         params = request.query_params
         name = params.get("symbol")
         if name is not None and "symbols" not in params:
@@ -348,6 +396,7 @@ class BinanceApi:
                     return self._ok(request, cached[1], answer)
             body = enc.dumps(enc.ticker_price(answer.value))
             self._price_bodies[name] = (answer, body)
+            self._price_queries[b"symbol=" + name.encode()] = name
             return self._ok(request, body, answer)
         return await self._tickers(request, enc.ticker_price, "/api/v3/ticker/price")
 
@@ -422,6 +471,18 @@ class BinanceApi:
         return await self._forward(request, f"{PREFIX}/{rest}", list(params.multi_items()))
 
 
+def _may_hold_more(
+    interval: Interval, start: int | None, end_excl: int | None, limit: int, now_ms: int
+) -> bool:
+    """Whether Binance's answer to a klines request could hold more candles than Mystic's
+    window of ``limit`` intervals did: with a start, when the window ends before the range
+    does (the end given, else now); with none (the last ``limit``), always, since Binance
+    reaches back past any gap."""
+    if start is None:
+        return True
+    return interval.shift(interval.ceil(start), limit) < (now_ms if end_excl is None else end_excl)
+
+
 def _farthest(answers: Sequence[Answer[Any]]) -> Answer[Any]:
     """One provenance for several answers: the farthest layer, the oldest age, stale if any."""
     layer = max((a.layer for a in answers), key=_LAYER_ORDER.__getitem__)
@@ -437,7 +498,12 @@ def _route(request: Request) -> str:
 def binance_routes(state: ApiState) -> list[BaseRoute]:
     """The /api/v3 routes, each with its full path (the metrics label it by template)."""
     api = BinanceApi(state)
-    g = api.guarded
+    shares = state.shares
+
+    def g(handler: Handler) -> Handler:
+        guarded = api.guarded(handler)
+        return guarded if shares is None else shares.bind(guarded)
+
     return [
         Route(f"{PREFIX}/ping", g(api.ping)),
         Route(f"{PREFIX}/time", g(api.time)),

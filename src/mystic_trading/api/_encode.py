@@ -6,6 +6,9 @@ integers. A Decimal is written with ``format(d, "f")``, never ``str(d)``: ``str`
 exchange's "0.00000001" into "1E-8", which no Binance client parses as a price. A Decimal
 built from the exchange's string keeps its trailing zeros, so "60755.18000000" goes out as
 it came in.
+
+``RawResponse`` sends bytes already made with headers already encoded, for the hot paths:
+Starlette's ``Response`` lowercases and encodes a dict of header strings on every answer.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 import msgspec
+from starlette.responses import Response
 
 from mystic_trading.models import Candle, OrderBook, Ticker
 
 __all__ = [
+    "JSON_HEADER",
+    "RawResponse",
     "book_ticker",
     "depth",
     "dumps",
@@ -28,6 +34,22 @@ __all__ = [
 
 _encoder = msgspec.json.Encoder()
 dumps = _encoder.encode
+
+
+JSON_HEADER = (b"content-type", b"application/json")
+
+
+class RawResponse(Response):
+    """``body`` with ``raw_headers`` as sent: lower-case names and values as bytes, in order,
+    ``content-length`` and ``content-type`` among them (nothing is added)."""
+
+    def __init__(  # a Response of its own making: none of Response's arguments apply
+        self, body: bytes, raw_headers: list[tuple[bytes, bytes]], status_code: int = 200
+    ) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        self.raw_headers = raw_headers
 
 
 def _d(value: Decimal | None) -> str:

@@ -9,7 +9,8 @@
 - At most ``max_in_flight`` requests are served at once; one more is answered at once with
   503, ``Retry-After: 1`` and Binance's -1008 "server busy" body, instead of queueing
   without bound behind a slow exchange. ``/livez`` and ``/metrics`` are not counted, so a
-  busy process is not killed for being busy and can still be watched.
+  busy process is not killed for being busy and can still be watched; neither are the
+  dashboard's event streams, which stay open for a page's life.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ _SHED_BODY = error_body(
     -1008,
     "Server is currently overloaded with other requests. Please try again in a few minutes.",
 )
-EXEMPT = frozenset({"/livez", "/metrics"})
+# Not counted in flight: the probes, the scrape, and each dashboard's event stream (open for
+# the page's life, waiting on the one shared sampler at a few hundred bytes every 2 s: it
+# would otherwise hold a slot for ever and shed admin calls with the market data).
+EXEMPT = frozenset({"/livez", "/metrics", "/api/v1/dashboard/stream"})
 
 
 async def _refuse(send: Send, status: int, body: bytes, retry_after: int | None = None) -> None:

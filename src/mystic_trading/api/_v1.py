@@ -8,7 +8,7 @@ never ``1E-8``), times UTC epoch ms. Every invalid input is a 422 naming the par
 unknown symbol a 404, in the envelope of ``_errors.V1Error``; nothing a client sends gets a
 5xx.
 
-The ticker is the hot path (bench/http.py measures it against bare Starlette): its body
+The ticker is the hot path (bench/http_service.py measures it against bare Starlette): its body
 apart from the provenance is encoded once per cached answer, and the provenance, which ages
 with every request, is appended as bytes. msgspec throughout, no model layer.
 """
@@ -24,7 +24,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from mystic_trading.api._encode import JSON_HEADER, RawResponse
 from mystic_trading.api._errors import V1Error, invalid, v1_error_of
+from mystic_trading.api._share import ShareExceeded
 from mystic_trading.api._state import ApiState, NotStarted
 from mystic_trading.errors import ConfigError, DataError, MysticError
 from mystic_trading.marketdata.answer import Answer, stamp_ms
@@ -86,6 +88,9 @@ def v1_guarded(handler: Handler) -> Handler:
             return await handler(request)
         except V1Error as error:
             return error_response(error)
+        except ShareExceeded as exc:
+            line = f"{exc}; retry after {exc.retry_after} s"
+            return error_response(V1Error(429, "share_exceeded", line, None, exc.retry_after))
         except MysticError as exc:
             return error_response(v1_error_of(exc, stamp_ms()))
         except NotStarted as exc:
@@ -251,7 +256,8 @@ class V1Api:
                 head = dumps(ticker_fields(answer.value))[:-1]
                 self._tickers[name] = (answer, head)
         self._answered(request, answer)
-        return Response(head + _source_tail(answer), media_type=JSON)
+        body = head + _source_tail(answer)
+        return RawResponse(body, [(b"content-length", b"%d" % len(body)), JSON_HEADER])
 
     async def tickers(self, request: Request) -> Response:
         raw = request.query_params.get("symbols")
@@ -380,7 +386,12 @@ class V1Api:
 def v1_routes(state: ApiState) -> list[BaseRoute]:
     """The /api/v1 read routes, each with its full path (the metrics label it by template)."""
     api = V1Api(state)
-    g = v1_guarded
+    shares = state.shares
+
+    def g(handler: Handler) -> Handler:
+        guarded = v1_guarded(handler)
+        return guarded if shares is None else shares.bind(guarded)
+
     return [
         Route(f"{PREFIX}/ticker/{{symbol}}", g(api.ticker), methods=["GET"]),
         Route(f"{PREFIX}/tickers", g(api.tickers), methods=["GET"]),

@@ -1,0 +1,201 @@
+"""Each client's share of the exchange's budget, so that one runaway bot cannot starve the
+others (issue 13, item 5; off unless ``client_share_pct`` is given).
+
+Clients are told apart by an ``X-Mystic-Client`` header, else by their bearer token (kept
+as a digest, never as sent), else by their address. The header lets several cooperating bots
+behind one address be counted apart; a client that changes its name at will escapes its
+share that way, so a deployment that cannot trust its clients leaves the header unset in its
+proxy and counts by address.
+
+Counting: a request's client is put in a context variable as its handler starts, and every
+request Mystic sends to the exchange is charged, as it is sent, to the client in whose
+context it is sent: the request itself, or a refresh it started (asyncio tasks copy the
+context). The weight is Binance's for the path and parameters sent (``forward_weight``), a
+retry charged again, as the exchange charges it. The seam is an httpx request hook on the
+two clients that talk to the exchange (MarketData's provider and the forwarder): the
+throttler has no per-caller hook yet (asked of the lead: a gate called in ``_admit`` before
+the weight is reserved, which would also spare the quota the weight of a refused request).
+
+A client that has caused ``client_share_pct`` % of the exchange's limit in the exchange's
+current window is served only what needs nothing from the exchange: memory, Redis and the
+store answer it, stale if need be (MarketData's stale-if-error path: the refusal is a
+``ThrottleError``); a request that would have to reach the exchange is refused before it is
+sent, with 429, ``Retry-After`` (the seconds left in the window) and Binance's -1003 body.
+Other clients are not affected.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mystic_trading.api._forward import forward_weight
+from mystic_trading.errors import ConfigError, ThrottleError
+
+if TYPE_CHECKING:
+    from mystic_trading.api._state import ApiState
+
+__all__ = ["CLIENT_HEADER", "ClientShares", "ShareExceeded", "client_of", "share_pct"]
+
+CLIENT_HEADER = "x-mystic-client"
+# Clients counted apart in one window; past this, new names are counted by their address
+# (a client inventing names cannot grow the table without bound).
+MAX_CLIENTS = 10_000
+MAX_NAME_CHARS = 64
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+_client: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "mystic_api_client", default=None
+)
+
+
+class ShareExceeded(ThrottleError):
+    """The client has used its share of the exchange's budget in this window and what it
+    asked for is not held: nothing is sent for it until the window ends."""
+
+    def __init__(self, client: str, used: int, share: int, retry_after: int) -> None:
+        # The message goes to whoever waited on the refused fetch (another client may have
+        # joined it), so it names no client.
+        super().__init__(
+            f"the client that asked has caused {used} request weight, its share of the "
+            f"exchange's budget is {share} a window, and Mystic holds no answer for this "
+            "request"
+        )
+        self.client = client
+        self.used = used
+        self.share = share
+        self.retry_after = retry_after
+
+
+def share_pct(value: float | None) -> float | None:
+    """``client_share_pct`` checked: None (off) or more than 0 and at most 100."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(
+            f"client_share_pct must be a number, got {value!r}",
+            setting="client_share_pct",
+            value=value,
+        )
+    if not (0 < value <= 100) or math.isnan(value):
+        raise ConfigError(
+            f"client_share_pct must be more than 0 and at most 100, got {value!r}",
+            setting="client_share_pct",
+            value=value,
+        )
+    return float(value)
+
+
+def client_of(request: Request) -> str:
+    """Who is asking: ``name:<X-Mystic-Client>``, ``token:<digest>`` or ``addr:<host>``."""
+    headers = request.headers
+    name = headers.get(CLIENT_HEADER)
+    if name:
+        return "name:" + name[:MAX_NAME_CHARS]
+    auth = headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        digest = hashlib.sha256(token.strip().encode()).hexdigest()[:16]
+        return "token:" + digest
+    peer = request.client
+    return "addr:" + (peer.host if peer is not None else "unknown")
+
+
+class ClientShares:
+    """The weight each client caused in the exchange's current window, and the check."""
+
+    def __init__(self, state: ApiState, pct: float) -> None:
+        self.state = state
+        self.pct = pct
+        self._window = -1
+        self._used: dict[str, int] = {}
+        self._hooked: set[int] = set()  # ids of the httpx clients already hooked
+        self.refused = 0
+
+    # -- the window ---------------------------------------------------------------------
+
+    def _now(self) -> int:
+        """The ms left in the exchange's current window (whose counts start at 0)."""
+        throttler = self.state.md.throttler
+        window_ms = int(throttler.budget.window_s * 1000)
+        now = int(throttler.exchange_ms())  # the exchange's windows follow its clock
+        index = now // window_ms
+        if index != self._window:
+            self._window, self._used = index, {}
+        return window_ms - now % window_ms
+
+    def share(self) -> int:
+        """The weight one client may cause in a window (at least 1)."""
+        return max(1, math.floor(self.state.md.throttler.budget.limit * self.pct / 100))
+
+    def used(self, client: str) -> int:
+        """The weight ``client`` has caused in the current window."""
+        self._now()
+        return self._used.get(client, 0)
+
+    def clients(self) -> dict[str, int]:
+        """The weight each client counted has caused in the current window."""
+        self._now()
+        return dict(self._used)
+
+    def charge(self, weight: int) -> None:
+        """Count ``weight`` sent now to the client of this context; refuse it first when
+        that client is over its share."""
+        client = _client.get()
+        if client is None:
+            return  # not sent for a request (the start-up listing, the dashboard sampler)
+        left_ms = self._now()
+        used = self._used.get(client, 0)
+        share = self.share()
+        if used >= share:
+            self.refused += 1
+            raise ShareExceeded(client, used, share, max(1, math.ceil(left_ms / 1000)))
+        if client not in self._used and len(self._used) >= MAX_CLIENTS:
+            return  # counted nowhere: see MAX_CLIENTS (its address is counted next time)
+        self._used[client] = used + weight
+
+    # -- wiring -------------------------------------------------------------------------
+
+    def hook(self) -> None:
+        """Hook the charge onto the httpx clients that talk to the exchange, once each."""
+        md = self.state.md
+        clients = [getattr(md.provider, "_client", None)]
+        forwarder = self.state.forwarder
+        if forwarder is not None:
+            clients.append(forwarder._client)
+        for client in clients:
+            if isinstance(client, httpx.AsyncClient) and id(client) not in self._hooked:
+                hooks = client.event_hooks
+                hooks["request"] = [*hooks.get("request", []), self._on_request]
+                client.event_hooks = hooks
+                self._hooked.add(id(client))
+
+    async def _on_request(self, request: httpx.Request) -> None:
+        params = dict(request.url.params)
+        self.charge(forward_weight(request.url.path, params))
+
+    def bind(self, handler: Handler) -> Handler:
+        """``handler`` run with its request's client in the context."""
+
+        async def endpoint(request: Request) -> Response:
+            if self.state.md_or_none is not None:
+                self.hook()
+            name = client_of(request)
+            if len(self._used) >= MAX_CLIENTS and name not in self._used:
+                peer = request.client
+                name = "addr:" + (peer.host if peer is not None else "unknown")
+            token = _client.set(name)
+            try:
+                return await handler(request)
+            finally:
+                _client.reset(token)
+
+        return endpoint
