@@ -212,7 +212,13 @@ def _print_status(data: dict[str, Any]) -> None:
     grid.add_row(
         "ceiling",
         f"{_n(level['ceiling_weight_per_min'])} weight/min "
-        f"({_n(level['ceiling_weight_per_s'], 1)} weight/s)",
+        f"({_n(level['ceiling_weight_per_s'], 1)} weight/s)"
+        + (
+            " per process: with no Redis each process meters its own (the exchange's "
+            "limit still holds for all through its usage header)"
+            if not data["redis"]["configured"]
+            else ""
+        ),
     )
     source = (
         f"exchangeInfo kept {limit['info_kept_at']}" if limit["info_kept_at"] else limit["source"]
