@@ -7,6 +7,8 @@ would hide a missing service and is a failure instead.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -14,13 +16,16 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
 import pytest
+import uvicorn
+from starlette.types import ASGIApp
 
+from mystic_trading.api._serve import bind
 from mystic_trading.sandbox import SandboxConfig, SandboxServer
 
 POSTGRES_URL = os.environ.get(
@@ -119,6 +124,37 @@ class Moved:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+@contextlib.asynccontextmanager
+async def on_uvicorn(app: ASGIApp, port: int = 0, lifespan: str = "on") -> AsyncIterator[int]:
+    """``app`` on a real uvicorn on loopback ``port`` (a free one for 0), stopped after the
+    block; the port."""
+    sock = bind("127.0.0.1", port)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            lifespan=lifespan,
+            log_config=None,
+            access_log=False,
+            http="httptools",
+            ws="none",
+            timeout_graceful_shutdown=2,
+        )
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:  # uvicorn has no started event
+        if task.done():
+            await task
+            raise AssertionError("the service did not start")
+        await asyncio.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
 
 
 class RedisProcess:

@@ -17,10 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from mystic_trading.api import create_app
-from mystic_trading.api._serve import bind
 from mystic_trading.cli._remote import (
     Remote,
     ServiceUnreachable,
@@ -30,6 +28,8 @@ from mystic_trading.cli._remote import (
 from mystic_trading.config import Settings
 from mystic_trading.sandbox import SandboxConfig, SandboxServer
 from mystic_trading.throttle import parse_level
+
+from .conftest import on_uvicorn
 
 TOKEN = "s3cret-admin-token-for-the-test"
 # The CLI run with --url gets a store it cannot open: a remote command must not touch one.
@@ -84,30 +84,8 @@ class Service:
 @contextlib.asynccontextmanager
 async def serving(settings: Settings, env: dict[str, str]) -> AsyncIterator[Service]:
     """``create_app(settings)`` on uvicorn on a free loopback port, as tests/api does."""
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            lifespan="on",
-            log_config=None,
-            access_log=False,
-            http="httptools",
-            ws="none",
-            timeout_graceful_shutdown=2,
-        )
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # uvicorn has no started event
-        if task.done():
-            await task
-            raise AssertionError("the service did not start")
-        await asyncio.sleep(0.01)
-    try:
-        yield Service(f"http://127.0.0.1:{sock.getsockname()[1]}", env)
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    async with on_uvicorn(create_app(settings)) as port:
+        yield Service(f"http://127.0.0.1:{port}", env)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ front of the sandbox exchange, over a SQLite store; the caches on a clock moved 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
@@ -18,16 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from mystic_trading.api import create_app
-from mystic_trading.api._serve import bind
 from mystic_trading.api._state import ApiState
 from mystic_trading.config import Settings
 from mystic_trading.sandbox import SandboxConfig, SandboxServer
 
-from ..conftest import Moved
+from ..conftest import Moved, on_uvicorn
 
 
 @pytest.fixture
@@ -74,31 +71,8 @@ async def serving(
 ) -> AsyncIterator[Served]:
     clock = clock or Moved()
     app = create_app(make_settings(exchange, tmp_path), clock=clock, **app_args)
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            lifespan="on",
-            log_config=None,
-            access_log=False,
-            http="httptools",
-            ws="none",
-            timeout_graceful_shutdown=2,
-        )
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # uvicorn has no started event
-        if task.done():
-            await task
-            raise AssertionError("the service did not start")
-        await asyncio.sleep(0.01)
-    try:
+    async with on_uvicorn(app) as port:
         yield Served(f"http://127.0.0.1:{port}", app, clock, exchange)
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 @pytest.fixture

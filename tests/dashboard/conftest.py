@@ -16,18 +16,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from playwright.async_api import Page, async_playwright
 from starlette.applications import Starlette
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from mystic_trading.api import create_app
 from mystic_trading.api._dashboard import DashboardSampler
-from mystic_trading.api._serve import bind
 from mystic_trading.api._state import ApiState
 from mystic_trading.config import Settings
 from mystic_trading.sandbox import SandboxConfig, SandboxServer
+
+from ..conftest import on_uvicorn
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -153,37 +153,6 @@ def dashboard_settings(exchange: SandboxServer, tmp_path: Path) -> Settings:
         monitor={"enabled": True, "heartbeat_s": 1.0},
         api={"admin_token": TOKEN},
     )
-
-
-@contextlib.asynccontextmanager
-async def on_uvicorn(app: ASGIApp, port: int = 0, lifespan: str = "on") -> AsyncIterator[int]:
-    """``app`` on a real uvicorn on loopback ``port`` (a free one for 0), stopped after the
-    block; the port."""
-    sock = bind("127.0.0.1", port)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            lifespan=lifespan,
-            log_config=None,
-            access_log=False,
-            http="httptools",
-            ws="none",
-            timeout_graceful_shutdown=1,
-        )
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # uvicorn has no started event
-        if task.done():
-            await task
-            raise AssertionError("the service did not start")
-        await asyncio.sleep(0.01)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 @contextlib.asynccontextmanager
