@@ -48,3 +48,15 @@ async def test_sqlite_connections_are_tuned(make_store: OpenStore) -> None:
         "temp_store": 2,
     }
     assert cache == -2048
+
+
+def test_the_head_is_read_as_alembic_reads_it() -> None:
+    """head_revision() reads the version files without Alembic; Alembic agrees."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from mystic_trading.store._migrate import SCRIPT_LOCATION
+
+    cfg = Config()
+    cfg.set_main_option("script_location", SCRIPT_LOCATION)
+    assert head_revision() == ScriptDirectory.from_config(cfg).get_current_head()

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -55,24 +54,51 @@ class MigrationStatus:
         return self.current == self.head
 
 
-def _config() -> Config:
+VERSIONS = Path(__file__).with_name("migrations") / "versions"
+_REVISION = re.compile(r'^revision: str = "([^"]+)"$', re.M)
+_REVISES = re.compile(r'^down_revision: str \| None = "([^"]+)"$', re.M)
+
+
+def _config() -> Any:
+    from alembic.config import Config  # Alembic (and Mako) only when a migration runs
+
     cfg = Config()
     cfg.set_main_option("script_location", SCRIPT_LOCATION)
     return cfg
 
 
+@functools.cache
 def head_revision() -> str:
-    """The newest revision shipped with this version of Mystic."""
-    head = ScriptDirectory.from_config(_config()).get_current_head()
-    assert head is not None
-    return head
+    """The newest revision shipped with this version of Mystic: the one no other revises.
+
+    Read from the version files' ``revision`` and ``down_revision`` lines rather than through
+    Alembic's ScriptDirectory: a store already at head (every start but the first) then never
+    imports Alembic and Mako, about 100 ms of every `mystic status`. The history is linear;
+    tests/store check this reading against Alembic's."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in VERSIONS.glob("[0-9]*.py"):
+        text = path.read_text(encoding="utf-8")
+        revisions.update(_REVISION.findall(text))
+        revised.update(_REVISES.findall(text))
+    heads = revisions - revised
+    if len(heads) != 1:
+        raise StoreError(f"the shipped migrations have {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
 
 
 def _current(conn: Connection) -> str | None:
-    return MigrationContext.configure(conn).get_current_revision()
+    """The revision the database is at (None before the first migration), read as Alembic
+    keeps it: the one row of ``alembic_version``."""
+    if not sa_inspect(conn).has_table("alembic_version"):
+        return None
+    row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+    return None if row is None else str(row[0])
 
 
 def _upgrade_on(conn: Connection) -> None:
+    from alembic import command
+
     cfg = _config()
     cfg.attributes["connection"] = conn
     command.upgrade(cfg, "head")
