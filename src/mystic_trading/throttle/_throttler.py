@@ -514,15 +514,9 @@ class Throttler:
             if now < self._paused_until:
                 await self._nap(self._paused_until - now)
                 continue
-            self._reserving = True
-            try:
-                grant = await self._reserve(waiter.weight, self._quota.reserve_ahead_s)
-            except ThrottleError as exc:
-                if waiter.live:
-                    waiter.future.set_exception(exc)
+            grant = await self._reserve_for(waiter)
+            if grant is None:
                 continue
-            finally:
-                self._reserving = False
             if grant.banned_until_ms is not None:
                 # Fails every waiter, the head included, even when the ban is one we knew:
                 # nothing stays queued behind a ban, so this loop cannot spin on it.
@@ -535,6 +529,19 @@ class Throttler:
                 if not filled:
                     await self._nap(min(grant.delay_s, retry_s) - self._quota.reserve_ahead_s / 2)
                     self._fill_below = 0
+
+    async def _reserve_for(self, waiter: Waiter) -> Grant | None:
+        """Reserve ``waiter``'s weight; None when the quota failed, which the waiter (if it
+        still waits) is given as its answer."""
+        self._reserving = True
+        try:
+            return await self._reserve(waiter.weight, self._quota.reserve_ahead_s)
+        except ThrottleError as exc:
+            if waiter.live:
+                waiter.future.set_exception(exc)
+            return None
+        finally:
+            self._reserving = False
 
     async def _fill_window(self, head: Waiter, delay: float) -> tuple[bool, float]:
         """Admit lighter waiters into what is left of the window ``head`` cannot start in.
@@ -558,15 +565,9 @@ class Throttler:
         for waiter in self._queue.behind(head, _FILL_SCAN):
             if not waiter.live or waiter.weight >= refused:
                 continue
-            self._reserving = True
-            try:
-                grant = await self._reserve(waiter.weight, self._quota.reserve_ahead_s)
-            except ThrottleError as exc:
-                if waiter.live:
-                    waiter.future.set_exception(exc)
+            grant = await self._reserve_for(waiter)
+            if grant is None:
                 continue
-            finally:
-                self._reserving = False
             if grant.banned_until_ms is not None:
                 self._note_ban(self._ban_end(grant))
                 return True, 0.0
