@@ -13,7 +13,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,7 +21,10 @@ from mystic_trading.config import Settings
 from mystic_trading.models import utc_text
 from mystic_trading.providers.venue import venue_from_url
 from mystic_trading.store import Store, open_store
-from mystic_trading.throttle import RedisQuota, parse_level
+from mystic_trading.throttle import parse_level
+
+if TYPE_CHECKING:
+    from mystic_trading.throttle import RedisQuota
 
 app = typer.Typer(
     help="The throttle level and the exchange's ban, as kept in the store for every process.",
@@ -106,6 +109,8 @@ async def _shared_quota(settings: Settings) -> AsyncIterator[RedisQuota | None]:
     if settings.redis_url is None:
         yield None
         return
+    from mystic_trading.throttle import RedisQuota  # redis-py only when Redis is configured
+
     quota = RedisQuota(settings.redis_url.get_secret_value(), prefix="mystic:throttle")
     try:
         await quota.start()  # a wrong password is a clear error, not a silent local read

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from mystic_trading.errors import StoreError
 from mystic_trading.store import Heartbeat, Store
 
 __all__ = ["Beat", "HeartbeatKeeper", "KeeperName", "Snapshot", "StoreHeartbeats"]
@@ -56,6 +57,12 @@ class HeartbeatKeeper(Protocol):
     """Keeps the last heartbeat of each process, on its own clock."""
 
     name: KeeperName
+    # The exceptions a failing keeper raises: caught, shown and logged by its readers.
+    failures: tuple[type[BaseException], ...]
+
+    def describe(self, exc: BaseException) -> str:
+        """A short text of ``exc`` for logs and stats, with no secret in it."""
+        ...
 
     async def publish(self, beat: Beat) -> Heartbeat:
         """Keep ``beat`` as its process's last; what is kept, dated on the keeper's clock."""
@@ -74,6 +81,7 @@ class StoreHeartbeats:
     """Heartbeats in the store's ``heartbeats`` table, on the store's clock."""
 
     name: KeeperName = "store"
+    failures: tuple[type[BaseException], ...] = (StoreError,)
 
     def __init__(self, store: Store, *, keep_gone_s: float = KEEP_GONE_S) -> None:
         if not keep_gone_s > 0:
@@ -100,6 +108,9 @@ class StoreHeartbeats:
 
     async def stop(self, process_id: str) -> None:
         await self._repo.stop(process_id)
+
+    def describe(self, exc: BaseException) -> str:
+        return f"{type(exc).__name__}: {exc}"[:200]
 
     async def read(self) -> Snapshot:
         now = self._repo.now_ms()

@@ -50,10 +50,9 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from redis.exceptions import AuthenticationError, AuthorizationError
 
 from mystic_trading.config import ProviderSettings, Settings, default_database_url
 from mystic_trading.errors import ConfigError, StoreError
@@ -65,7 +64,6 @@ from mystic_trading.monitor._recommend import (
     Sample,
     recommend,
 )
-from mystic_trading.monitor._redis_beats import REDIS_FAILURES, RedisHeartbeats
 from mystic_trading.monitor._registry import Deployment, ProcessRegistry, ProcessStatus
 from mystic_trading.providers.venue import venue_from_url
 from mystic_trading.store import Store, open_store
@@ -73,13 +71,16 @@ from mystic_trading.store._target import parse_target
 from mystic_trading.throttle import (
     Budget,
     Level,
-    RedisQuota,
     Throttler,
     budget_from_exchange_info,
     burst_for,
     level_ceiling,
     parse_level,
 )
+
+if TYPE_CHECKING:
+    from mystic_trading.monitor._redis_beats import RedisHeartbeats
+    from mystic_trading.throttle import RedisQuota
 
 __all__ = ["Controller"]
 
@@ -172,6 +173,13 @@ class Controller:
             stack.push_async_callback(store.aclose)
             beats = quota = error = None
             if settings.redis_url is not None:
+                # Imported only when Redis is configured: redis-py is a tenth of a second
+                # of every `mystic status` that has no Redis.
+                from redis.exceptions import AuthenticationError, AuthorizationError
+
+                from mystic_trading.monitor._redis_beats import REDIS_FAILURES, RedisHeartbeats
+                from mystic_trading.throttle import RedisQuota
+
                 url = settings.redis_url.get_secret_value()
                 beats = RedisHeartbeats(url, prefix=heartbeats_prefix)
                 stack.push_async_callback(beats.aclose)

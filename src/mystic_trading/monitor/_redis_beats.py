@@ -80,6 +80,7 @@ class RedisHeartbeats:
     """Heartbeats of a deployment in Redis, dated on Redis's clock."""
 
     name: KeeperName = "redis"
+    failures: tuple[type[BaseException], ...] = REDIS_FAILURES
 
     def __init__(
         self,

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from mystic_trading.errors import StoreError
 from mystic_trading.monitor._backends import (
     KEEP_GONE_S,
     HeartbeatKeeper,
@@ -26,8 +26,10 @@ from mystic_trading.monitor._backends import (
     Snapshot,
     StoreHeartbeats,
 )
-from mystic_trading.monitor._redis_beats import REDIS_FAILURES, RedisHeartbeats
 from mystic_trading.store import Heartbeat, Store
+
+if TYPE_CHECKING:
+    from mystic_trading.monitor._redis_beats import RedisHeartbeats
 
 __all__ = ["GONE_AFTER_BEATS", "Deployment", "ProcessRegistry", "ProcessStatus"]
 
@@ -115,12 +117,8 @@ class ProcessRegistry:
         for keeper in self._keepers:
             try:
                 snapshot: Snapshot = await keeper.read()
-            except (*REDIS_FAILURES, StoreError) as exc:
-                errors[keeper.name] = (
-                    keeper.describe(exc)
-                    if isinstance(keeper, RedisHeartbeats)
-                    else f"{type(exc).__name__}: {exc}"[:200]
-                )
+            except keeper.failures as exc:
+                errors[keeper.name] = keeper.describe(exc)
                 log.debug("heartbeats: cannot read %s: %s", keeper.name, exc)
                 continue
             read_from.append(keeper.name)

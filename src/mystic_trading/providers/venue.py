@@ -23,8 +23,6 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-import httpx
-
 from mystic_trading.errors import ConfigError
 
 __all__ = [
@@ -94,6 +92,8 @@ async def declared_venue(base_url: str, *, timeout_s: float) -> tuple[bool, str 
     One ``GET /api/v3/time`` (weight 1) outside the throttler, made once when a process
     opens, before anything is keyed; any HTTP answer counts as reached (its headers say).
     """
+    import httpx  # here, not at the top: `mystic status` reads venue ids and never asks
+
     try:
         async with httpx.AsyncClient(timeout=timeout_s, trust_env=True) as client:
             response = await client.get(base_url.rstrip("/") + "/api/v3/time")

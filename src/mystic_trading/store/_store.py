@@ -33,7 +33,6 @@ from mystic_trading.store._engine import PoolStats, open_pool
 from mystic_trading.store._heartbeats import HeartbeatRepository
 from mystic_trading.store._metrics import QueryMetrics
 from mystic_trading.store._migrate import MigrationStatus, status_pool, upgrade_pool
-from mystic_trading.store._postgres_reader import PostgresReader
 from mystic_trading.store._readers import Reader, SqliteReader
 from mystic_trading.store._snapshots import SnapshotRepository
 from mystic_trading.store._target import parse_target
@@ -152,6 +151,9 @@ async def open_store(
         if target.backend == "sqlite":
             reader = SqliteReader(target, settings)
         else:
+            # asyncpg is imported only for a PostgreSQL store (a SQLite one never needs it).
+            from mystic_trading.store._postgres_reader import PostgresReader
+
             reader = await PostgresReader.open(
                 target, settings, application_name=application_name, monotonic=monotonic
             )
