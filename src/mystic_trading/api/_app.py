@@ -12,7 +12,8 @@ store, the exchange behind the throttler), the forwarder and a ``Controller`` on
 store (``controller_over``), and closes them on shutdown,
 which waits for the candle writes already answered (``MarketData.aclose``). Two pure ASGI
 middlewares stand in front: metrics outermost (every answer counted, a shed one included),
-then the guard (size limits, the in-flight bound).
+then the guard (size limits, the in-flight bound); behind them the fast lane (``FastLane``)
+answers a GET of an indexed route without the router's and ExceptionMiddleware's layers.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from mystic_trading.api._guard import Guard
 from mystic_trading.api._health import health_routes
 from mystic_trading.api._metrics import MarketDataCollector, MetricsMiddleware
 from mystic_trading.api._openapi import openapi_routes
-from mystic_trading.api._state import ApiState, RouteIndex, controller_over
+from mystic_trading.api._state import ApiState, FastLane, RouteIndex, controller_over
 from mystic_trading.api._v1 import v1_routes
 from mystic_trading.config import Settings
 from mystic_trading.errors import ConfigError, MysticError
@@ -123,7 +124,8 @@ def create_app(
                 await forwarder.aclose()
 
     routes = [route for router in routers for route in router(state)]
-    routes.insert(0, RouteIndex(routes))
+    index = RouteIndex(routes)
+    routes.insert(0, index)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -137,6 +139,7 @@ def create_app(
                 max_header_bytes=max_header_bytes,
                 max_query_bytes=max_query_bytes,
             ),
+            Middleware(FastLane, index=index),
         ],
     )
     app.state.mystic = state
