@@ -27,8 +27,9 @@ exchange, in one run, over the sandbox exchange (a subprocess on 127.0.0.1).
    (goal < 50), with p50 and p99.
 
 The load generator runs in a process of its own: ``wrk`` when it is installed, else this
-file's own aiohttp client (many keep-alive connections in one process); ``load_generator``
-says which ran. On a 2-core machine the generator and the server share the CPUs, so the
+file's own aiohttp client (many keep-alive connections in one process, and always for the
+load phase, whose clients ask several paths); ``ticker_generator`` and ``load_generator``
+say which ran. On a 2-core machine the generator and the server share the CPUs, so the
 absolute figures are the machine's; the ratios compare like with like. ``--quick`` runs
 everything small in seconds (the test suite runs it); ``--json`` prints one JSON object.
 
@@ -293,7 +294,7 @@ def phase_ticker(a: argparse.Namespace, url: str) -> dict[str, Any]:
                     figures = load(target, [path], a.ticker_conns, a.ticker_s)
                     runs.setdefault((name, path), []).append(figures)
     best = {key: max(r, key=lambda f: f["rps"]) for key, r in runs.items()}
-    out: dict[str, Any] = {"load_generator": best["mystic", TICKER_PATH]["generator"]}
+    out: dict[str, Any] = {"ticker_generator": best["mystic", TICKER_PATH]["generator"]}
     for path, label in ((TICKER_PATH, "v3"), (TICKER_V1_PATH, "v1")):
         mine, anchor = best["mystic", path], best["bare", path]
         out[f"ticker_{label}_rps"] = mine["rps"]
@@ -471,7 +472,8 @@ def main(a: argparse.Namespace) -> dict[str, Any]:
 
 def table(r: dict[str, Any]) -> str:
     lines = [
-        f"load generator: {r['load_generator']}" + (" (quick)" if r["quick"] else ""),
+        f"load generators: {r['ticker_generator']} for the ticker, {r['load_generator']} for "
+        "the load" + (" (quick)" if r["quick"] else ""),
         "",
         f"{'ticker, one worker':28} {'req/s':>10} {'p99 ms':>9}",
         f"{'  bare Starlette, v3 bytes':28} {r['ticker_bare_v3_rps']:>10.0f} "

@@ -44,6 +44,7 @@ def test_reports_every_figure(quick: dict[str, Any]) -> None:
     for key in (*RATIOS, *COUNTS, "ticker_v3_rps", "ticker_bare_rps", "load_p50_ms"):
         assert _number(quick[key]), (key, quick[key])
     assert quick["load_generator"] in ("wrk", "aiohttp")
+    assert quick["ticker_generator"] in ("wrk", "aiohttp")
     for key in COUNTS:
         assert isinstance(quick[key], int) and quick[key] >= 0
 

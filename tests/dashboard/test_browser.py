@@ -109,6 +109,17 @@ async def test_charts_draw_the_workload_and_figures_move(
         assert await drawn.first.get_attribute("data-close") == first_candle["close"]
         layer = await page.get_attribute("#chart-candles", "data-layer")
         assert layer in ("memory", "redis", "store", "upstream")
+        # A band per part of the window, each where its range was read; together they hold
+        # every candle drawn.
+        bands = page.locator("#chart-candles rect.layer-band")
+        assert await bands.count() >= 1
+        banded = 0
+        for k in range(await bands.count()):
+            band = bands.nth(k)
+            assert await band.get_attribute("data-layer") in ("store", "upstream")
+            banded += int(await band.get_attribute("data-candles") or 0)
+        assert banded == await drawn.count()
+        assert "read " in await page.inner_text("#candles-source")
         await page.wait_for_selector("#ticker[data-price]")
         await page.wait_for_timeout(500)  # let the last frame draw before the picture
         await _assert_axes_readable(page)

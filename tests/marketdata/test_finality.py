@@ -27,7 +27,7 @@ async def test_a_candle_that_closes_in_flight_stays_in_the_answer(
     md.provider.final_grace_ms = 10_000  # X stays within the grace however slow this runs
     x = Interval.S1.floor(exchange.clock_ms()) - SECOND  # closed at the exchange already
     window = Window(BTC, Interval.S1, x - 2 * SECOND, x + SECOND)
-    candles, _ = await md.filler.fill(window, now=x + 999)  # laid while X was open
+    candles, _, _ = await md.filler.fill(window, now=x + 999)  # laid while X was open
     assert [c.open_time for c in candles] == [x - 2 * SECOND, x - SECOND, x]
     assert candles[-1].closed is False  # closed less than the grace ago: not final
     await md.flush()

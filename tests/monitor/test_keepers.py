@@ -4,6 +4,9 @@ is kept, and the start time stays what the first beat made it."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator
 
@@ -12,7 +15,7 @@ import pytest
 from mystic_trading.monitor import Beat, HeartbeatKeeper, RedisHeartbeats, StoreHeartbeats
 from mystic_trading.store import Store
 
-from .conftest import delete_prefix
+from .conftest import FakeClock, delete_prefix
 
 
 @pytest.fixture(params=["store", pytest.param("redis", marks=pytest.mark.redis)])
@@ -81,3 +84,35 @@ async def test_stop_is_kept_and_a_later_beat_clears_it(keeper: HeartbeatKeeper) 
     await keeper.publish(beat("a", 2))
     [again] = (await keeper.read()).heartbeats
     assert again.stopped_at is None
+
+
+async def test_a_beats_sample_joins_its_process_ring_read_back_by_venue(
+    keeper: HeartbeatKeeper, wall: FakeClock
+) -> None:
+    """A beat with a sample adds it to its process's ring, stamped as the beat; the rings
+    are read back per venue since a time, oldest first; a beat without one adds nothing;
+    another venue's processes are not read."""
+    values = [
+        [k, k, 0, 0, 0, 0, 0, 0, 0, 60.0, 6000.0, 3000.0, 1.0, 2.0, 0, None, 0, 0] for k in range(3)
+    ]
+    stamps = []
+    for k, sample in enumerate(values):
+        kept = await keeper.publish(
+            dataclasses.replace(beat("a", k + 1), sample=json.dumps(sample))
+        )
+        stamps.append(kept.beat_at)
+        # Beats are 2 s apart in life: one stamp each (the store's clock is the test's,
+        # Redis's its own).
+        wall.advance(2.0)
+        await asyncio.sleep(0.005)
+    await keeper.publish(beat("b", 1))  # no sample
+    other = dataclasses.replace(beat("c", 1), venue="another-venue", sample=json.dumps(values[0]))
+    await keeper.publish(other)
+    now, rings = await keeper.samples("sandbox-s0-test", stamps[0])
+    assert now >= stamps[-1]
+    [ring] = rings
+    assert ring.process_id == "a" and ring.interval_ms == 2_000
+    assert [at for at, _ in ring.samples] == sorted(stamps)
+    assert [v for _, v in ring.samples] == values
+    _, later = await keeper.samples("sandbox-s0-test", stamps[-1] + 1)
+    assert all(not r.samples for r in later)

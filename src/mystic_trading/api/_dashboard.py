@@ -47,7 +47,7 @@ import logging
 import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -63,6 +63,9 @@ from mystic_trading.api._state import ApiState
 from mystic_trading.errors import InvalidSymbol, MysticError, UnknownSymbol
 from mystic_trading.marketdata.facade import MarketData
 from mystic_trading.monitor import Controller, RedisHeartbeats, heartbeat_figures
+
+# Counters of heartbeat_figures, differenced per process: (column, figure, layer or None).
+from mystic_trading.monitor._history import COUNTERS, SAMPLE_FIGURES, ProcessSamples
 
 __all__ = ["FIELDS", "DashboardSampler", "dashboard_routes"]
 
@@ -102,18 +105,6 @@ FIELDS = (
     "alive",
     "gone",
 )
-# Counters of heartbeat_figures, differenced per process: (column, figure, layer or None).
-COUNTERS = (
-    ("req", "requests", None),
-    ("memory", "hits", "memory"),
-    ("redis", "hits", "redis"),
-    ("store", "hits", "store"),
-    ("upstream", "hits", "upstream"),
-    ("calls", "upstream_calls", None),
-    ("stale", "stale", None),
-    ("n429", "n429", None),
-    ("n418", "n418", None),
-)
 SELF = "this process"
 HOST = socket.gethostname()
 PANELS = ("live", "procs", "alerts", "audit")
@@ -152,6 +143,68 @@ def _error(status: int, code: str, message: str, field: str | None) -> Response:
     return Response(dumps(body), status_code=status, media_type="application/json")
 
 
+def history_rows(
+    rings: Sequence[ProcessSamples], *, end_ms: int, step_ms: int, count: int
+) -> list[list[float | int | None]]:
+    """Rows of :data:`FIELDS` for the ``count`` steps ending at ``end_ms``, from the rings of
+    a venue's processes (monitor/_history.py): at each step every process stands at its last
+    sample then; its counters are differenced from where it stood a step before (a process
+    first seen is a baseline, as in ``sample``); alive while its last sample is within three
+    of its intervals (the registry's rule), gone after. Steps before any sample give no row.
+    """
+    at = {name: k for k, name in enumerate(SAMPLE_FIGURES)}
+    counters = [(column, at[column]) for column, _, _ in COUNTERS]
+    pointers = [-1] * len(rings)
+    before: list[list[float | int | None] | None] = [None] * len(rings)
+    rows: list[list[float | int | None]] = []
+    for k in range(count):
+        t = end_ms - (count - 1 - k) * step_ms
+        diffs = dict.fromkeys((c for c, _ in counters), 0)
+        alive: list[list[float | int | None]] = []
+        gone = 0
+        for r, ring in enumerate(rings):
+            samples = ring.samples
+            i = pointers[r]
+            while i + 1 < len(samples) and samples[i + 1][0] <= t:
+                i += 1
+            pointers[r] = i
+            if i < 0:
+                continue
+            beat_at, values = samples[i]
+            last = before[r]
+            if last is not None and last is not values:
+                for column, j in counters:
+                    diffs[column] += max(0, int(_num(values[j]) - _num(last[j])))
+            before[r] = values
+            if t - beat_at <= 3 * ring.interval_ms:
+                alive.append(values)
+            else:
+                gone += 1
+        if not alive and not gone:
+            continue
+
+        def gauge(name: str, rows_: list[list[float | int | None]] = alive) -> list[float]:
+            return [float(v) for vs in rows_ if isinstance(v := vs[at[name]], int | float)]
+
+        values_at: dict[str, float | int | None] = {
+            "t": t,
+            "used": round(sum(gauge("used")), 1),
+            "limit": max(gauge("limit"), default=None),
+            "ceiling": max(gauge("ceiling"), default=None),
+            **diffs,
+            "p50": max(gauge("p50"), default=None),
+            "p95": max(gauge("p95"), default=None),
+            "qd": int(sum(gauge("qd"))),
+            "qw": max(gauge("qw"), default=None),
+            "paused": int(any(gauge("paused"))),
+            "banned": int(any(v > t for v in gauge("banned_until"))),
+            "alive": len(alive),
+            "gone": gone,
+        }
+        rows.append([values_at[name] for name in FIELDS])
+    return rows
+
+
 class DashboardSampler:
     """The hour of deployment figures every dashboard of this process shares (see the
     module docstring). ``wall`` is the wall clock (seconds) that stamps samples."""
@@ -171,6 +224,8 @@ class DashboardSampler:
         self.panels: dict[str, Any] = {}
         self.version = 0
         self.samples_taken = 0
+        # Rows drawn from the processes' rings of samples when the first sample was taken.
+        self.backfilled = 0
         self.failures = 0
         # Set when the server begins to stop: the streams end (see the module docstring).
         self.closing = False
@@ -243,8 +298,11 @@ class DashboardSampler:
 
     async def sample(self, md: MarketData) -> None:
         """Read the deployment once: one row for the ring, the panels for the streams."""
-        status = await self.controller(md).status()
+        controller = self.controller(md)
+        status = await controller.status()
         now_ms = int(self.wall() * 1000)
+        if self.samples_taken == 0 and not self.ring:
+            await self._backfill(controller, status["venue"], now_ms)
         own_id = None if md.optimizer is None else md.optimizer.process_id()
         own = heartbeat_figures(md.stats())
         alive: dict[str, Mapping[str, Any]] = {SELF: own}
@@ -316,6 +374,32 @@ class DashboardSampler:
         self.version += 1
         tick, self._tick = self._tick, asyncio.Event()
         tick.set()
+
+    async def _backfill(self, controller: Controller, venue: str, now_ms: int) -> None:
+        """Fill the ring, before its first live row, with the hour the venue's processes
+        kept in their rings of samples: what a service started late (or restarted, or any of
+        its workers) draws at once. A keeper that cannot be read leaves the ring empty."""
+        size = self.ring.maxlen or HISTORY
+        step_ms = round(self.interval_s * 1000)
+        try:
+            keeper_now, rings = await controller.registry.samples(
+                venue, now_ms - size * step_ms - 60_000
+            )
+        except (MysticError, OSError) as exc:
+            log.warning("dashboard: could not read the processes' samples (%s)", exc)
+            return
+        if not rings:
+            return
+        # The rows are laid on the keeper's clock (the samples' own), then moved onto the
+        # wall clock the live rows use (the same on one host; NTP skew across hosts).
+        shift = now_ms - keeper_now if keeper_now else 0
+        rows = history_rows(
+            rings, end_ms=(keeper_now or now_ms) - step_ms, step_ms=step_ms, count=size - 1
+        )
+        for row in rows:
+            row[0] = int(_num(row[0])) + shift
+        self.ring.extend(rows)
+        self.backfilled = len(rows)
 
     def _row(
         self,

@@ -98,11 +98,26 @@ class CandleRow(msgspec.Struct):
     final: bool
 
 
+class CandlePart(msgspec.Struct):
+    """A range of the window, ``[start, end)`` in open times (UTC ms), and the layer it was
+    read from when the answer was assembled."""
+
+    start: int
+    end: int
+    layer: Literal["store", "upstream"]
+
+
 class CandlesAnswer(msgspec.Struct):
+    """``parts`` say where each range of the window was read when it was assembled (the
+    store's covered ranges, the exchange's pages); ``source.layer`` is where this answer was
+    served from (memory, say, for a window assembled a minute ago). Empty ``parts``: all of
+    it from ``source.layer``."""
+
     symbol: str
     interval: str
     candles: list[CandleRow]
     source: Source
+    parts: list[CandlePart]
 
 
 class BookAnswer(msgspec.Struct):

@@ -312,6 +312,9 @@ class V1Api:
                 "interval": interval.value,
                 "candles": [candle_fields(c) for c in answer.value],
                 "source": src,
+                "parts": [
+                    {"start": p.start, "end": p.end, "layer": p.layer.value} for p in answer.parts
+                ],
             }
         )
 

@@ -22,9 +22,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 
 from mystic_trading.errors import DataError
-from mystic_trading.marketdata.candles import CandleFiller
+from mystic_trading.marketdata.candles import CandleFiller, Filled
 from mystic_trading.marketdata.window import Window
-from mystic_trading.models import Candle
 from mystic_trading.throttle import Priority
 
 __all__ = ["MAX_CHUNK_PAGES", "Progress", "check_chunk_pages", "walk"]
@@ -53,9 +52,9 @@ async def walk(
     *,
     chunk_pages: int,
     progress: Progress | None = None,
-) -> AsyncGenerator[tuple[list[Candle], int], None]:
+) -> AsyncGenerator[Filled, None]:
     """The candles of ``window``, oldest first, a chunk at a time, each with the number of
-    upstream requests it took; every chunk is stored before it is yielded.
+    upstream requests it took and its parts; every chunk is stored before it is yielded.
 
     ``now`` is the exchange's clock when the window was laid: candles it had not closed are
     fetched but not stored, as ``CandleFiller.fill`` does. ``progress(done, total)`` is
@@ -74,19 +73,19 @@ async def walk(
     if unknown_end is not None:
         # One page before the chunks: an empty one means nothing opens there.
         page = Window(sym, iv, t, min(window.end, iv.shift(t, size)))
-        candles, pages = await filler.fill(page, now, Priority.BACKGROUND, wait_for_store=True)
+        filled = await filler.fill(page, now, Priority.BACKGROUND, wait_for_store=True)
         t = page.end
-        if not candles and t < unknown_end:
+        if not filled.candles and t < unknown_end:
             t = await _skip_to_history(filler, Window(sym, iv, t, unknown_end))
-            pages += 1
+            filled = filled._replace(pages=filled.pages + 1)
         report()
-        yield candles, pages
+        yield filled
     while t < window.end:
         chunk = Window(sym, iv, t, min(window.end, iv.shift(t, step)))
-        candles, pages = await filler.fill(chunk, now, Priority.BACKGROUND, wait_for_store=True)
+        filled = await filler.fill(chunk, now, Priority.BACKGROUND, wait_for_store=True)
         t = chunk.end
         report()
-        yield candles, pages
+        yield filled
 
 
 async def _unknown_start(filler: CandleFiller, window: Window, now: int, size: int) -> int | None:

@@ -33,14 +33,16 @@ import collections
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from mystic_trading.marketdata.answer import Layer, Part
 from mystic_trading.marketdata.window import Window
 from mystic_trading.models import Candle, Interval, Symbol
 from mystic_trading.providers.base import Provider
 from mystic_trading.store import RangeWrite, Store
 from mystic_trading.throttle import Priority
 
-__all__ = ["CandleFiller", "pages"]
+__all__ = ["CandleFiller", "Filled", "pages"]
 
 log = logging.getLogger("mystic_trading.marketdata")
 
@@ -72,6 +74,38 @@ def pages(interval: Interval, gaps: Sequence[Range], size: int) -> list[Range]:
             out.append((s, e))
             s = e
     return out
+
+
+class Filled(NamedTuple):
+    """A filled window: its candles, the upstream pages it took, and where each range of it
+    was read (the store's covered ranges, the pages'), in order."""
+
+    candles: list[Candle]
+    pages: int
+    parts: tuple[Part, ...]
+
+
+def parts_of(start: int, closed_end: int, fetched: Sequence[Range]) -> tuple[Part, ...]:
+    """``[start, closed_end)`` read from the store but for the ``fetched`` pages (which may
+    reach past it: the candle open now), as parts in order, adjacent ones of a layer joined.
+    Nothing past ``closed_end`` that no page fetched was read from anywhere: no part."""
+    out: list[Part] = []
+
+    def add(s: int, e: int, layer: Layer) -> None:
+        if e <= s:
+            return
+        if out and out[-1].layer is layer and out[-1].end == s:
+            out[-1] = Part(out[-1].start, e, layer)
+        else:
+            out.append(Part(s, e, layer))
+
+    at = start
+    for s, e in sorted(fetched):
+        add(at, min(s, closed_end), Layer.STORE)
+        add(max(s, start), e, Layer.UPSTREAM)
+        at = max(at, e)
+    add(at, closed_end, Layer.STORE)
+    return tuple(out)
 
 
 class CandleFiller:
@@ -214,8 +248,9 @@ class CandleFiller:
         priority: Priority = Priority.INTERACTIVE,
         *,
         wait_for_store: bool = False,
-    ) -> tuple[list[Candle], int]:
-        """The candles of ``window`` and how many upstream pages it took.
+    ) -> Filled:
+        """The candles of ``window``, how many upstream pages it took and where each of its
+        ranges was read (:func:`parts_of`).
 
         The answer is the covered part read from the store plus the gaps' pages as they
         arrived; the pages go to a write-behind queue that one task drains, many windows to
@@ -300,7 +335,7 @@ class CandleFiller:
         finally:
             if not deferred:
                 self._release(claim)
-        return candles, len(todo)
+        return Filled(candles, len(todo), parts_of(window.start, closed_end, todo))
 
     async def _page(
         self,

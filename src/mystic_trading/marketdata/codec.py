@@ -24,7 +24,7 @@ from typing import Any, Literal
 import msgspec
 
 from mystic_trading.errors import MalformedPayload
-from mystic_trading.marketdata.answer import Answer, Layer
+from mystic_trading.marketdata.answer import Answer, Layer, Part
 from mystic_trading.models import Candle, Interval, OrderBook, Symbol, Ticker
 
 __all__ = [
@@ -80,7 +80,10 @@ class _Candles(msgspec.Struct, tag="candles", tag_field="k", frozen=True):
     f: int
     s: str  # "" for no candles
     i: str
-    r: list[msgspec.Raw]  # rows, each decoded later (by the slice: decode_async)
+    # Answer.parts as [start, end, layer] (added within version 2: an entry without it reads
+    # as having none, and an older reader ignores it).
+    p: list[tuple[int, int, Layer]] = []
+    r: list[msgspec.Raw] = []  # rows, each decoded later (by the slice: decode_async); last
 
 
 _encoder = msgspec.json.Encoder()  # Decimal as a string, exactly (msgspec's default)
@@ -122,7 +125,10 @@ def _head(answer: Answer[Any]) -> bytes:
     elif _is_candles(value):
         first = value[0] if value else None
         symbol = str(first.symbol) if first else ""
-        wire = _Candles(WIRE_VERSION, f, symbol, first.interval.value if first else "", [])
+        interval = first.interval.value if first else ""
+        wire = _Candles(
+            WIRE_VERSION, f, symbol, interval, [(p.start, p.end, p.layer) for p in answer.parts], []
+        )
     else:
         raise TypeError(f"cannot encode {type(value).__name__}")
     return _encoder.encode(wire)
@@ -183,7 +189,7 @@ def _answer(body: _Ticker | _Book | _Candles, candles: list[Candle], layer: Laye
     elif isinstance(body, _Book):
         value = OrderBook(Symbol.parse(body.s), body.u, tuple(body.b), tuple(body.a), body.t)
     else:
-        value = candles
+        return Answer(candles, layer, body.f, parts=tuple(Part(*p) for p in body.p))
     return Answer(value, layer, body.f)
 
 

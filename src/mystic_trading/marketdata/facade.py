@@ -18,7 +18,7 @@ from typing import Any
 
 from mystic_trading.config import CacheSettings, Settings
 from mystic_trading.errors import ConfigError, InvalidRange, InvalidSymbol, UnknownSymbol
-from mystic_trading.marketdata.answer import Answer, Layer, stamp_ms
+from mystic_trading.marketdata.answer import Answer, Layer, Part, stamp_ms
 from mystic_trading.marketdata.bulk import Progress, check_chunk_pages, walk
 from mystic_trading.marketdata.candles import CandleFiller
 from mystic_trading.marketdata.control_watch import ControlWatch
@@ -362,12 +362,12 @@ class MarketData:
 
         async def fetch() -> Answer[Any]:
             try:
-                candles, pages = await self.filler.fill(window, now, priority)
+                filled = await self.filler.fill(window, now, priority)
             except UnknownSymbol:
                 self.symbols.remember_unknown(sym)
                 raise
-            layer = Layer.UPSTREAM if pages else Layer.STORE
-            return Answer(candles, layer, stamp_ms())
+            layer = Layer.UPSTREAM if filled.pages else Layer.STORE
+            return Answer(filled.candles, layer, stamp_ms(), parts=filled.parts)
 
         async def fallback() -> Answer[Any] | None:
             return await self._stored_head(window, open_start)
@@ -396,7 +396,8 @@ class MarketData:
         stored = list(await self.store.candles.range(venue, sym, iv, window.start, held_end))
         # As old as the time since the newest candle it holds closed, on the exchange's clock.
         age_ms = max(0, self.provider.now_ms() - held_end)
-        return Answer(stored, Layer.STORE, stamp_ms() - age_ms)
+        held = (Part(window.start, held_end, Layer.STORE),)
+        return Answer(stored, Layer.STORE, stamp_ms() - age_ms, parts=held)
 
     def _final_end(self, iv: Interval) -> int:
         """The open time before which every candle of ``iv`` is final at the exchange now."""
@@ -436,7 +437,7 @@ class MarketData:
             )
         closed = Window(sym, iv, window.start, min(window.end, iv.floor(now)))
         fetched = 0
-        async for _, pages in walk(
+        async for _, pages, _ in walk(
             self.filler, closed, now, chunk_pages=chunk_pages, progress=progress
         ):
             fetched += pages
@@ -474,11 +475,12 @@ class MarketData:
         if window.count <= chunk_pages * self.provider.page_limit:
             yield await self.candles(sym, iv, start, end, limit, allow_large=allow_large)
             return
-        async for candles, pages in walk(
+        async for filled in walk(
             self.filler, window, now, chunk_pages=chunk_pages, progress=progress
         ):
-            if candles:
-                yield Answer(candles, Layer.UPSTREAM if pages else Layer.STORE, stamp_ms())
+            if filled.candles:
+                layer = Layer.UPSTREAM if filled.pages else Layer.STORE
+                yield Answer(filled.candles, layer, stamp_ms(), parts=filled.parts)
 
     # -- stats and control ------------------------------------------------------------------
 

@@ -149,7 +149,7 @@ class Layers:
                     self.spawn(self._refresh(key, ttl_s, fetch, ttl_of), refresh=True)
                 answer = entry.answer
                 self.stats.answered(kind, Layer.MEMORY, time.perf_counter() - started, True)
-                return Answer(answer.value, Layer.MEMORY, answer.fetched_at, stale=True)
+                return Answer(answer.value, Layer.MEMORY, answer.fetched_at, True, answer.parts)
         if self.redis is not None and (cached := await self.from_redis(key, ttl_s, ttl_of)):
             # Served as Redis gave it, whether memory kept a copy or not (a value larger than
             # the whole memory cache is not kept: review M3's KeyError).
@@ -173,7 +173,7 @@ class Layers:
                 if fresh is None:
                     a = entry.answer
                     self.stats.answered(kind, Layer.MEMORY, time.perf_counter() - started, True)
-                    return Answer(a.value, Layer.MEMORY, a.fetched_at, stale=True)
+                    return Answer(a.value, Layer.MEMORY, a.fetched_at, True, a.parts)
                 answer = fresh
             else:
                 answer = await work
@@ -203,11 +203,11 @@ class Layers:
         if cached is None or age_s(cached) >= ttl_s:
             return None
         self.remember(key, cached, ttl_s - age_s(cached), to_redis=False)
-        return Answer(cached.value, Layer.REDIS, cached.fetched_at)
+        return Answer(cached.value, Layer.REDIS, cached.fetched_at, parts=cached.parts)
 
     def remember(self, key: str, answer: Answer[Any], ttl_s: float, *, to_redis: bool) -> None:
         """Keep ``answer`` fresh for ``ttl_s`` in memory (and Redis, off the caller's path)."""
-        in_memory = Answer(answer.value, Layer.MEMORY, answer.fetched_at)
+        in_memory = Answer(answer.value, Layer.MEMORY, answer.fetched_at, parts=answer.parts)
         keep_s = ttl_s + self.cache.stale_if_error_s
         self.memory.set(key, in_memory, ttl_s, keep_s, estimate_size(answer.value))
         if to_redis and self.redis is not None:
@@ -249,12 +249,12 @@ class Layers:
         entry = self.memory.get(key) or entry
         if entry is not None and entry.answer.age_ms <= limit_ms:
             a = entry.answer
-            return Answer(a.value, Layer.MEMORY, a.fetched_at, stale=True)
+            return Answer(a.value, Layer.MEMORY, a.fetched_at, True, a.parts)
         if fallback is not None:
             with contextlib.suppress(MysticError):
                 found = await fallback()
                 if found is not None and found.age_ms <= limit_ms:
-                    return Answer(found.value, found.layer, found.fetched_at, stale=True)
+                    return Answer(found.value, found.layer, found.fetched_at, True, found.parts)
         return None
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from mystic_trading.errors import StoreError
+from mystic_trading.monitor._history import ProcessSamples, parse_sample
 from mystic_trading.store import Heartbeat, Store
 
 __all__ = ["Beat", "HeartbeatKeeper", "KeeperName", "Snapshot", "StoreHeartbeats"]
@@ -42,6 +43,8 @@ class Beat:
     interval_ms: int
     seq: int
     figures: dict[str, Any] = field(default_factory=dict)
+    # The beat's sample for the process's ring (monitor/_history.py), JSON; None for none.
+    sample: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,10 @@ class HeartbeatKeeper(Protocol):
         """Every process that beat within ``keep_gone_s``, with the keeper's time now."""
         ...
 
+    async def samples(self, venue: str, since_ms: int) -> tuple[int, list[ProcessSamples]]:
+        """The keeper's time now and the rings of ``venue``'s processes since ``since_ms``."""
+        ...
+
 
 class StoreHeartbeats:
     """Heartbeats in the store's ``heartbeats`` table, on the store's clock."""
@@ -103,7 +110,7 @@ class StoreHeartbeats:
             seq=beat.seq,
             figures=beat.figures,
         )
-        await self._repo.save(kept, prune_before=now - self._keep_ms)
+        await self._repo.save(kept, prune_before=now - self._keep_ms, sample=beat.sample)
         return kept
 
     async def stop(self, process_id: str) -> None:
@@ -116,3 +123,17 @@ class StoreHeartbeats:
         now = self._repo.now_ms()
         rows = await self._repo.recent(now - self._keep_ms)
         return Snapshot("store", now, tuple(rows))
+
+    async def samples(self, venue: str, since_ms: int) -> tuple[int, list[ProcessSamples]]:
+        now = self._repo.now_ms()
+        rows = await self._repo.samples(venue, since_ms)
+        intervals = {h.process_id: h.interval_ms for h in await self._repo.recent(since_ms)}
+        rings: dict[str, list[tuple[int, list[float | int | None]]]] = {}
+        for process_id, beat_at, text in rows:
+            values = parse_sample(text)
+            if values is not None:
+                rings.setdefault(process_id, []).append((beat_at, values))
+        return now, [
+            ProcessSamples(pid, intervals.get(pid, 2000), tuple(ring))
+            for pid, ring in rings.items()
+        ]

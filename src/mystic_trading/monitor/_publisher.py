@@ -38,6 +38,7 @@ from mystic_trading import __version__
 from mystic_trading._tasks import stop
 from mystic_trading.errors import StoreError
 from mystic_trading.monitor._backends import KEEP_GONE_S, Beat, StoreHeartbeats
+from mystic_trading.monitor._history import sample_of
 from mystic_trading.monitor._probes import LoopLag, process_rss_bytes
 from mystic_trading.monitor._redis_beats import REDIS_FAILURES, RedisHeartbeats
 from mystic_trading.store import Heartbeat, Store
@@ -150,6 +151,7 @@ class HeartbeatPublisher:
 
     def _beat(self) -> Beat:
         self.seq += 1
+        figures = self._collect()
         return Beat(
             process_id=self.process_id,
             venue=self.venue,
@@ -159,7 +161,8 @@ class HeartbeatPublisher:
             uptime_ms=round((self._monotonic() - self._born) * 1000),
             interval_ms=round(self.heartbeat_s * 1000),
             seq=self.seq,
-            figures=self._collect(),
+            figures=figures,
+            sample=sample_of(figures),
         )
 
     async def beat_once(self) -> Heartbeat | None:

@@ -37,6 +37,7 @@ from redis.exceptions import RedisError
 
 from mystic_trading.config import mask_url
 from mystic_trading.monitor._backends import KEEP_GONE_S, Beat, KeeperName, Snapshot
+from mystic_trading.monitor._history import ProcessSamples, parse_sample
 from mystic_trading.store import Heartbeat
 
 __all__ = ["REDIS_FAILURES", "RedisHeartbeats"]
@@ -115,6 +116,9 @@ class RedisHeartbeats:
     def process_key(self, process_id: str) -> str:
         return f"{self.prefix}:process:{process_id}"
 
+    def samples_key(self, process_id: str) -> str:
+        return f"{self.prefix}:samples:{process_id}"
+
     async def publish(self, beat: Beat) -> Heartbeat:
         record = {
             "venue": beat.venue,
@@ -130,8 +134,15 @@ class RedisHeartbeats:
             self._keep_ms,
             beat.seq,
             json.dumps(record, separators=(",", ":"), default=str),
+            beat.sample or "",
+            # An hour of beats, and two to spare.
+            self._keep_ms // max(1, beat.interval_ms) + 2,
         ]
-        keys = [self.process_key(beat.process_id), self.index_key]
+        keys = [
+            self.process_key(beat.process_id),
+            self.index_key,
+            self.samples_key(beat.process_id),
+        ]
         now, started, _kept = await self._beat(keys=keys, args=args)
         return Heartbeat(
             process_id=beat.process_id,
@@ -165,6 +176,42 @@ class RedisHeartbeats:
         # A hash may have expired since the index was trimmed: skipped, as no longer kept.
         beats = (_heartbeat(pid, values) for pid, values in zip(ids, hashes, strict=True))
         return Snapshot("redis", now, tuple(b for b in beats if b is not None))
+
+    async def samples(self, venue: str, since_ms: int) -> tuple[int, list[ProcessSamples]]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.time()
+            pipe.zrange(self.index_key, 0, -1, withscores=True)
+            (seconds, micros), members = await pipe.execute()
+        now = int(seconds) * 1000 + int(micros) // 1000
+        ids = [str(member) for member, score in members if score >= since_ms]
+        if not ids:
+            return now, []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for process_id in ids:
+                pipe.hget(self.process_key(process_id), "record")
+                pipe.lrange(self.samples_key(process_id), 0, -1)
+            found = await pipe.execute()
+        rings = []
+        for k, process_id in enumerate(ids):
+            record_text, entries = found[2 * k], found[2 * k + 1]
+            try:
+                record = json.loads(record_text) if record_text else None
+            except ValueError:
+                record = None
+            if not isinstance(record, dict) or record.get("venue") != venue:
+                continue
+            ring = []
+            for entry in entries:
+                at_text, _, text = str(entry).partition(" ")
+                values = parse_sample(text)
+                if values is not None and at_text.isdigit() and int(at_text) >= since_ms:
+                    ring.append((int(at_text), values))
+            if not ring:
+                continue
+            interval = record.get("interval_ms")
+            interval_ms = interval if isinstance(interval, int) and interval > 0 else 2000
+            rings.append(ProcessSamples(process_id, interval_ms, tuple(ring)))
+        return now, rings
 
     def describe(self, exc: BaseException) -> str:
         """A short text of ``exc`` for logs and stats, never with the password in it."""

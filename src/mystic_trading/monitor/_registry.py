@@ -26,6 +26,7 @@ from mystic_trading.monitor._backends import (
     Snapshot,
     StoreHeartbeats,
 )
+from mystic_trading.monitor._history import ProcessSamples
 from mystic_trading.store import Heartbeat, Store
 
 if TYPE_CHECKING:
@@ -108,6 +109,28 @@ class ProcessRegistry:
             keepers.append(redis)
         keepers.append(StoreHeartbeats(store, keep_gone_s=keep_gone_s))
         self._keepers = tuple(keepers)
+
+    async def samples(self, venue: str, since_ms: int) -> tuple[int, list[ProcessSamples]]:
+        """The rings of ``venue``'s processes since ``since_ms`` (monitor/_history.py), each
+        keeper's merged (a process that beat to both while Redis came and went), and the
+        latest time now of the keepers read; a keeper that fails is skipped (logged)."""
+        merged: dict[str, dict[int, list[float | int | None]]] = {}
+        intervals: dict[str, int] = {}
+        now = 0
+        for keeper in self._keepers:
+            try:
+                at, rings = await keeper.samples(venue, since_ms)
+            except keeper.failures as exc:
+                log.debug("samples: cannot read %s: %s", keeper.name, keeper.describe(exc))
+                continue
+            now = max(now, at)
+            for ring in rings:
+                intervals.setdefault(ring.process_id, ring.interval_ms)
+                merged.setdefault(ring.process_id, {}).update(ring.samples)
+        return now, [
+            ProcessSamples(pid, intervals[pid], tuple(sorted(by_time.items())))
+            for pid, by_time in merged.items()
+        ]
 
     async def read(self, venue: str | None = None) -> Deployment:
         """Every process kept (of ``venue`` only, if given), alive or gone."""

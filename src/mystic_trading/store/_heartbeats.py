@@ -23,7 +23,7 @@ from mystic_trading.store._core import Database
 
 __all__ = ["Heartbeat", "HeartbeatRepository"]
 
-_TABLES = ("heartbeats",)
+_TABLES = ("heartbeats", "heartbeat_samples")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +75,22 @@ class HeartbeatRepository:
         self._stop = db.sql(_sql.HEARTBEAT_STOP)
         self._recent = db.sql(_sql.HEARTBEAT_RECENT)
         self._prune = db.sql(_sql.HEARTBEAT_PRUNE)
+        self._sample = db.sql(_sql.SAMPLE_INSERT)
+        self._sample_prune = db.sql(_sql.SAMPLE_PRUNE)
+        self._samples = db.sql(_sql.SAMPLE_RECENT)
 
     def now_ms(self) -> int:
         """The store's clock (UTC epoch ms), which stamps and judges the rows."""
         return self._db.now_ms()
 
-    async def save(self, beat: Heartbeat, *, prune_before: int | None = None) -> bool:
+    async def save(
+        self, beat: Heartbeat, *, prune_before: int | None = None, sample: str | None = None
+    ) -> bool:
         """Keep ``beat`` as its process's last (unless a newer one is kept: False), and in
         the same transaction delete the rows of processes silent since before
-        ``prune_before``."""
+        ``prune_before``. ``sample`` (JSON), when given, joins the process's ring of samples
+        (``heartbeat_samples``) stamped as the beat, whose rows of the beat's venue older than
+        ``prune_before`` go."""
         params = (
             beat.process_id,
             beat.venue,
@@ -100,8 +107,13 @@ class HeartbeatRepository:
 
         async def work(conn: AsyncConnection) -> bool:
             saved = bool((await conn.exec_driver_sql(self._upsert, params)).rowcount)
+            if saved and sample is not None:
+                row = (beat.process_id, beat.venue, beat.beat_at, sample)
+                await conn.exec_driver_sql(self._sample, row)
             if prune_before is not None:
                 await conn.exec_driver_sql(self._prune, (prune_before,))
+                if sample is not None:
+                    await conn.exec_driver_sql(self._sample_prune, (beat.venue, prune_before))
             return saved
 
         return await self._db.write("heartbeats.save", work, tables=_TABLES, detail=beat.process_id)
@@ -123,6 +135,17 @@ class HeartbeatRepository:
             return [_build(row) for row in rows]
 
         return await self._db.read_all("heartbeats.recent", self._recent, (since_ms,), build)
+
+    async def samples(self, venue: str, since_ms: int) -> list[tuple[str, int, str]]:
+        """The samples of ``venue``'s processes since ``since_ms``: ``(process id, beat_at,
+        sample JSON)`` by process, oldest first."""
+
+        def build(rows: list[Any]) -> list[tuple[str, int, str]]:
+            return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]
+
+        return await self._db.read_all(
+            "heartbeats.samples", self._samples, (venue, since_ms), build
+        )
 
     async def prune(self, before_ms: int) -> int:
         """Delete the rows of processes silent since before ``before_ms``; how many."""

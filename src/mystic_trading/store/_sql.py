@@ -234,6 +234,16 @@ HEARTBEAT_RECENT = (
     f"SELECT {HEARTBEAT_COLUMNS} FROM heartbeats WHERE beat_at >= ? ORDER BY started_at, process_id"
 )
 HEARTBEAT_PRUNE = "DELETE FROM heartbeats WHERE beat_at < ?"
+# A process's ring of samples (migration 0005): one row per beat, the last hour kept.
+SAMPLE_INSERT = (
+    "INSERT INTO heartbeat_samples (process_id, venue, beat_at, sample) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (process_id, beat_at) DO NOTHING"
+)
+SAMPLE_PRUNE = "DELETE FROM heartbeat_samples WHERE venue = ? AND beat_at < ?"
+SAMPLE_RECENT = (
+    "SELECT process_id, beat_at, sample FROM heartbeat_samples WHERE venue = ? AND beat_at >= ? "
+    "ORDER BY process_id, beat_at"
+)
 
 # The health check's round trip: a one-row read that touches the database file or server.
 STORE_PING = "SELECT version_num FROM alembic_version"

@@ -257,9 +257,10 @@
     svg.dataset.ymax = String(ymax);
   }
 
-  // Candlesticks of [{open_time, open, high, low, close, final}] with the layer the range
-  // came from as a band along the bottom.
-  function candleChart(svg, candles, layer) {
+  // Candlesticks of [{open_time, open, high, low, close, final}] with, along the bottom, a
+  // band per part of the window ([{start, end, layer}]: where each range was read when the
+  // answer was assembled); with no parts, one band of the layer that served it.
+  function candleChart(svg, candles, layer, parts) {
     const [W, H] = fit(svg);
     const right = 8;
     const top = 8;
@@ -329,20 +330,34 @@
     });
     const first = candles[0].open_time;
     const lastT = candles[candles.length - 1].open_time;
-    const band = svgEl("rect", {
-      x: left,
-      y: H - bottom + 4,
-      width: W - left - right,
-      height: 8,
-      class: `layer-band layer-${layer}`,
-      "data-layer": layer || "",
-      "data-from": String(first),
-      "data-to": String(lastT),
+    const ranges = parts && parts.length ? parts : [{ start: first, end: lastT + 1, layer }];
+    svg.dataset.parts = String(ranges.length);
+    ranges.forEach((part) => {
+      // The slots of the candles that open within the part.
+      const i0 = candles.findIndex((c) => c.open_time >= part.start);
+      let i1 = -1;
+      candles.forEach((c, i) => {
+        if (c.open_time < part.end) i1 = i;
+      });
+      if (i0 < 0 || i1 < i0) return;
+      const band = svgEl("rect", {
+        x: left + slot * i0,
+        y: H - bottom + 4,
+        width: slot * (i1 - i0 + 1),
+        height: 8,
+        class: `layer-band layer-${part.layer}`,
+        "data-layer": part.layer || "",
+        "data-from": String(part.start),
+        "data-to": String(part.end),
+        "data-candles": String(i1 - i0 + 1),
+      });
+      const bandTitle = svgEl("title", {});
+      bandTitle.textContent =
+        `${utc(candles[i0].open_time)} to ${utc(candles[i1].open_time)}: ` +
+        `${i1 - i0 + 1} candles read from ${part.layer}`;
+      band.append(bandTitle);
+      svg.append(band);
     });
-    const bandTitle = svgEl("title", {});
-    bandTitle.textContent = `${utc(first)} to ${utc(lastT)} answered from ${layer}`;
-    band.append(bandTitle);
-    svg.append(band);
     for (const [i, t] of [first, lastT].entries()) {
       const label = svgEl("text", {
         x: i ? W - right : left,
@@ -720,13 +735,25 @@
       return;
     }
     const src = body.source || {};
-    candleChart($("chart-candles"), body.candles || [], src.layer);
+    const parts = body.parts || [];
+    candleChart($("chart-candles"), body.candles || [], src.layer, parts);
     const line = $("candles-source");
     line.dataset.layer = src.layer || "";
+    // Where the window was read when it was assembled, in candles per layer.
+    const read = {};
+    $("chart-candles")
+      .querySelectorAll("rect.layer-band")
+      .forEach((b) => {
+        read[b.dataset.layer] = (read[b.dataset.layer] || 0) + Number(b.dataset.candles);
+      });
+    const assembled = Object.entries(read)
+      .map(([l, n]) => `${n} from ${l}`)
+      .join(", ");
     line.textContent =
-      `${body.symbol} ${body.interval}: ${(body.candles || []).length} candles from ${src.layer}` +
+      `${body.symbol} ${body.interval}: ${(body.candles || []).length} candles served from ${src.layer}` +
       (src.stale ? " (stale)" : "") +
-      (src.age_ms !== undefined ? `, ${num(src.age_ms / 1000, "s", 1)} old` : "");
+      (src.age_ms !== undefined ? `, ${num(src.age_ms / 1000, "s", 1)} old` : "") +
+      (parts.length ? `; read ${assembled}` : "");
   }
 
   function drawTicker(t) {
