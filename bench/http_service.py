@@ -26,10 +26,10 @@ exchange, in one run, over the sandbox exchange (a subprocess on 127.0.0.1).
    ``api.max_in_flight``), ``load_rss_growth_mb`` the service's resident memory growth
    (goal < 50), with p50 and p99.
 
-The load generator runs in a process of its own: ``wrk`` when it is installed, else this
-file's own aiohttp client (many keep-alive connections in one process, and always for the
-load phase, whose clients ask several paths); ``ticker_generator`` and ``load_generator``
-say which ran. On a 2-core machine the generator and the server share the CPUs, so the
+The load generator runs in a process of its own: ``wrk`` when it is installed (a full run
+installs Debian's package when it can), else this file's own aiohttp client (many keep-alive
+connections in one process, and always for the load phase, whose clients ask several
+paths); ``ticker_generator`` and ``load_generator`` say which ran. On a 2-core machine the generator and the server share the CPUs, so the
 absolute figures are the machine's; the ratios compare like with like. ``--quick`` runs
 everything small in seconds (the test suite runs it); ``--json`` prints one JSON object.
 
@@ -233,6 +233,28 @@ def _load_figures(
         "statuses": {str(k): v for k, v in statuses.items()},
         "failures": failures,
     }
+
+
+def install_wrk() -> None:
+    """Install Debian's ``wrk`` when it is missing and apt-get can (root): the ticker's
+    figures need a load generator faster than the server. Says so on stderr either way."""
+    if shutil.which("wrk") is not None:
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        print(
+            "wrk is missing (apt-get install wrk): the ticker is driven by this file's "
+            "aiohttp client, which reads every ratio near 1",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for args in (["install", "-y", "wrk"], ["update"], ["install", "-y", "wrk"]):
+        subprocess.run(["apt-get", *args], env=env, capture_output=True, timeout=600, check=False)
+        if args[0] == "install" and shutil.which("wrk") is not None:
+            print("installed Debian's wrk for the ticker", file=sys.stderr, flush=True)
+            return
+    print("could not install wrk; the aiohttp client drives the ticker", file=sys.stderr)
 
 
 def load(url: str, paths: list[str], connections: int, seconds: float) -> dict[str, Any]:
@@ -455,6 +477,8 @@ def phase_load(a: argparse.Namespace, proc: subprocess.Popen[str], url: str) -> 
 
 
 def main(a: argparse.Namespace) -> dict[str, Any]:
+    if not a.quick:  # a full run's figures; the test suite's quick one uses what is there
+        install_wrk()
     out: dict[str, Any] = {"quick": a.quick}
     # Cached: a ticker fresh for an hour, so every request is a memory hit.
     with (

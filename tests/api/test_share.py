@@ -9,11 +9,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from mystic_trading.api import create_app
 from mystic_trading.errors import ConfigError
 from mystic_trading.sandbox import SandboxServer
 
+from ..conftest import on_uvicorn
 from .conftest import Served, make_settings, serving
 
 TICKER = "/api/v3/ticker/price"
@@ -140,3 +142,41 @@ def test_a_share_out_of_range_is_refused(
     with pytest.raises(ConfigError, match="client_share_pct") as caught:
         create_app(make_settings(exchange, tmp_path), client_share_pct=pct)
     assert caught.value.setting == "client_share_pct"
+
+
+@pytest.mark.redis
+async def test_with_redis_two_workers_count_one_share(
+    exchange: SandboxServer, tmp_path: Path, private_redis_url: str
+) -> None:
+    """Two services on one Redis (as `--workers 2` runs them) count a client's share once:
+    asked in turn of each, the runaway is refused after the same weight as by one service,
+    and the refusal is the deployment's (the other worker refuses it too)."""
+    names = symbols(exchange)
+    base = make_settings(exchange, tmp_path)
+    settings = base.model_copy(update={"redis_url": SecretStr(private_redis_url)})
+    apps = [create_app(settings, client_share_pct=0.1) for _ in range(2)]
+    runaway = {"X-Mystic-Client": "runaway"}
+    async with on_uvicorn(apps[0]) as port_a, on_uvicorn(apps[1]) as port_b:
+        urls = [f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"]
+        shares = apps[0].state.mystic.shares
+        share = shares.share()
+        async with httpx.AsyncClient(timeout=20.0) as c:
+            for url in urls:  # the listing and the clock, charged to no one
+                assert (await c.get(f"{url}/readyz")).status_code == 200
+            answered = 0
+            for k, name in enumerate(names):
+                got = await c.get(
+                    f"{urls[k % 2]}{TICKER}", params={"symbol": name}, headers=runaway
+                )
+                if got.status_code != 200:
+                    break
+                answered += 1
+            else:
+                raise AssertionError("never refused")
+            assert got.status_code == 429 and got.json()["code"] == -1003
+            # Weight 2 a ticker: one share is share / 2 tickers, whichever worker served them.
+            assert answered == -(-share // 2)
+            other = await c.get(
+                f"{urls[(k + 1) % 2]}{TICKER}", params={"symbol": names[k + 1]}, headers=runaway
+            )
+            assert other.status_code == 429

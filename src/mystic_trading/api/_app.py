@@ -122,6 +122,8 @@ def create_app(
                 warm.cancel()
                 await asyncio.gather(warm, return_exceptions=True)
                 await forwarder.aclose()
+                if state.shares is not None:
+                    await state.shares.aclose()
 
     routes = [route for router in routers for route in router(state)]
     index = RouteIndex(routes)

@@ -16,6 +16,12 @@ two clients that talk to the exchange (MarketData's provider and the forwarder):
 throttler has no per-caller hook yet (asked of the lead: a gate called in ``_admit`` before
 the weight is reserved, which would also spare the quota the weight of a refused request).
 
+**Across workers.** With Redis configured (``mystic serve --workers N`` requires it), the
+counts are Redis's: one counter per client and window, checked and added to by one script
+as each request is sent, so a client's share is one for the deployment whichever workers
+serve it (counted per worker, N workers would let it cause N shares). A Redis that fails
+mid-window leaves each worker counting on its own until it answers again (logged once).
+
 A client that has caused ``client_share_pct`` % of the exchange's limit in the exchange's
 current window is served only what needs nothing from the exchange: memory, Redis and the
 store answer it, stale if need be (MarketData's stale-if-error path: the refusal is a
@@ -28,9 +34,10 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.requests import Request
@@ -51,6 +58,21 @@ MAX_CLIENTS = 10_000
 MAX_NAME_CHARS = 64
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+log = logging.getLogger(__name__)
+
+# KEYS[1]: a client's counter for one window; ARGV: the weight, the share, the counter's
+# lifetime (ms: the window's rest, and a second). Adds the weight unless the client is at
+# its share already: {taken (1/0), the count after}.
+_CHARGE = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used >= tonumber(ARGV[2]) then
+  return {0, used}
+end
+used = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {1, used}
+"""
 
 _client: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "mystic_api_client", default=None
@@ -112,13 +134,19 @@ def client_of(request: Request) -> str:
 class ClientShares:
     """The weight each client caused in the exchange's current window, and the check."""
 
-    def __init__(self, state: ApiState, pct: float) -> None:
+    def __init__(self, state: ApiState, pct: float, *, prefix: str = "mystic:shares") -> None:
         self.state = state
         self.pct = pct
+        self.prefix = prefix
         self._window = -1
+        # The weight each client caused this window: this worker's count, or without Redis
+        # the whole count; with Redis, the deployment's count as Redis last said it.
         self._used: dict[str, int] = {}
         self._hooked: set[int] = set()  # ids of the httpx clients already hooked
         self.refused = 0
+        self._redis: Any = None
+        self._script: Any = None
+        self._redis_failing = False
 
     # -- the window ---------------------------------------------------------------------
 
@@ -146,21 +174,64 @@ class ClientShares:
         self._now()
         return dict(self._used)
 
-    def charge(self, weight: int) -> None:
+    async def charge(self, weight: int) -> None:
         """Count ``weight`` sent now to the client of this context; refuse it first when
         that client is over its share."""
         client = _client.get()
         if client is None:
             return  # not sent for a request (the start-up listing, the dashboard sampler)
         left_ms = self._now()
-        used = self._used.get(client, 0)
         share = self.share()
-        if used >= share:
-            self.refused += 1
-            raise ShareExceeded(client, used, share, max(1, math.ceil(left_ms / 1000)))
         if client not in self._used and len(self._used) >= MAX_CLIENTS:
             return  # counted nowhere: see MAX_CLIENTS (its address is counted next time)
-        self._used[client] = used + weight
+        shared = await self._charge_shared(client, weight, share, left_ms)
+        if shared is not None:
+            taken, used = shared
+            self._used[client] = used
+        else:
+            used = self._used.get(client, 0)
+            taken = used < share
+            if taken:
+                self._used[client] = used + weight
+        if not taken:
+            self.refused += 1
+            raise ShareExceeded(client, used, share, max(1, math.ceil(left_ms / 1000)))
+
+    async def _charge_shared(
+        self, client: str, weight: int, share: int, left_ms: int
+    ) -> tuple[bool, int] | None:
+        """Check and add ``weight`` in Redis: (taken, the client's count); None without
+        Redis or while it fails (the caller counts locally)."""
+        url = self.state.settings.redis_url
+        if url is None:
+            return None
+        from redis.exceptions import RedisError  # imported with Redis only
+
+        if self._redis is None:
+            import redis.asyncio as aioredis
+
+            self._redis = aioredis.Redis.from_url(
+                url.get_secret_value(), socket_timeout=0.25, socket_connect_timeout=0.25
+            )
+            self._script = self._redis.register_script(_CHARGE)
+        venue = self.state.md.provider.venue
+        key = f"{self.prefix}:{venue}:{self._window}:{client}"
+        try:
+            taken, used = await self._script(keys=[key], args=[weight, share, left_ms + 1000])
+        except (RedisError, OSError) as exc:
+            if not self._redis_failing:
+                log.warning("client shares: Redis failed (%s); each worker counts alone", exc)
+            self._redis_failing = True
+            return None
+        if self._redis_failing:
+            log.warning("client shares: Redis answers again; the counts are shared")
+            self._redis_failing = False
+        return bool(taken), int(used)
+
+    async def aclose(self) -> None:
+        redis, self._redis = self._redis, None
+        if redis is not None:
+            await redis.aclose()
 
     # -- wiring -------------------------------------------------------------------------
 
@@ -180,7 +251,7 @@ class ClientShares:
 
     async def _on_request(self, request: httpx.Request) -> None:
         params = dict(request.url.params)
-        self.charge(forward_weight(request.url.path, params))
+        await self.charge(forward_weight(request.url.path, params))
 
     def bind(self, handler: Handler) -> Handler:
         """``handler`` run with its request's client in the context."""
