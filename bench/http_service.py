@@ -29,9 +29,10 @@ exchange, in one run, over the sandbox exchange (a subprocess on 127.0.0.1).
 The load generator runs in a process of its own: ``wrk`` when it is installed (a full run
 installs Debian's package when it can), else this file's own aiohttp client (many keep-alive
 connections in one process, and always for the load phase, whose clients ask several
-paths); ``ticker_generator`` and ``load_generator`` say which ran. On a 2-core machine the generator and the server share the CPUs, so the
-absolute figures are the machine's; the ratios compare like with like. ``--quick`` runs
-everything small in seconds (the test suite runs it); ``--json`` prints one JSON object.
+paths); ``ticker_generator`` and ``load_generator`` say which ran. On a 2-core machine the
+generator and the server share the CPUs, so the absolute figures are the machine's; the
+ratios compare like with like. ``--quick`` runs everything small in seconds (the test suite
+runs it); ``--json`` prints one JSON object.
 
     python bench/http_service.py [--quick] [--json] [--speed 10]
 """
