@@ -6,7 +6,7 @@
    (off, on, off, on, ...). Figures: the process's CPU time per request, on over off
    (``cpu_per_request_on_over_off``, goal <= 1.03) and the upstream calls the exchange
    counted, on over off (``upstream_calls_on_over_off``, goal <= 1.01); each the median of
-   the five pairs' ratios (the runs' own figures are medians per mode).
+   the seven pairs' ratios (the runs' own figures are medians per mode).
 2. One health round (``md.health`` checker's ``run()``: every check, the registry's read of
    the deployment and alert evaluation) with 8 processes' heartbeats in the store: median
    of many rounds (``health_round_ms``, goal < 20 ms).
@@ -114,7 +114,7 @@ async def bench_overhead(ex: Any, tmp: Path, quick: bool) -> dict[str, Any]:
     # one process here runs at 100 % of a core, falls behind its schedule, and its upstream
     # calls then swing 10 % between runs of the same mode (how many requests coalesce rides
     # on the machine's noise); at 750 they agree within 1 %, so monitoring's effect shows.
-    n_symbols, n_requests, seconds, pairs = (10, 600, 2.0, 1) if quick else (50, 15_000, 20.0, 5)
+    n_symbols, n_requests, seconds, pairs = (10, 600, 2.0, 1) if quick else (50, 15_000, 20.0, 7)
     symbols = [s.symbol for s in SANDBOX_SYMBOLS[:n_symbols]]
     reqs = zipf.schedule(n_requests, seconds, symbols)
     runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
