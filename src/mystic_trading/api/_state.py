@@ -146,7 +146,7 @@ class FastLane:
 
     That is what the router would do for it, less Starlette's ExceptionMiddleware and the
     route's own exception layer (a wrapper around every send and a Request each) and the
-    router's scope handling: about a third of a cached ticker's time in the app, which is
+    router's scope handling: about a fifth of a cached ticker's time in the app, which is
     what ``bench/http_service.py`` holds against a bare app. Those layers answer only
     ``HTTPException`` (no GET endpoint of the service raises one: each turns its errors
     into its API's error bodies); anything else raised reaches ServerErrorMiddleware, the
