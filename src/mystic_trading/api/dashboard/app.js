@@ -372,7 +372,7 @@
       svg.append(label);
     }
     const tag = svgEl("text", { x: W / 2, y: H - 2, "text-anchor": "middle" });
-    tag.textContent = `from ${layer}`;
+    tag.textContent = `served from ${layer}`;
     svg.append(tag);
   }
 
