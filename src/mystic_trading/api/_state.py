@@ -106,20 +106,11 @@ class ApiState:
         return controller
 
     def used_weight(self) -> int:
-        """The exchange's own count of weight used in its current window, as its last
-        ``X-MBX-USED-WEIGHT`` header in this window said (it counts every process behind
-        this IP, so it is the deployment's usage); 0 when none came this window.
-
-        Reads the throttler's private record of that header: ``Throttler`` has no public
-        accessor for it yet (asked of the lead: ``Throttler.used_weight()``).
-        """
+        """The exchange's own count of weight used in its current window
+        (``Throttler.used_weight``: it counts every process behind this IP, so it is the
+        deployment's usage); 0 before the service has started or when none came."""
         md = self.md_or_none
-        if md is None:
-            return 0
-        throttler = md.throttler
-        index, used = throttler._window_used
-        window = throttler.budget.window_s
-        return used if index == int(throttler.wall_ms() / 1000 // window) else 0
+        return 0 if md is None else md.throttler.used_weight()
 
     def weight_header_raw(self) -> bytes:
         """``weight_header()`` as sent: lower case, in bytes (made once per window size)."""

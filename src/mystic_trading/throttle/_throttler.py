@@ -793,6 +793,13 @@ class Throttler:
         )
         return data
 
+    def used_weight(self) -> int:
+        """The exchange's own count of the weight used in its current window, as its last
+        usage header in that window said (everything sent from this IP, so the deployment's
+        use and any other client's); 0 when no header came in this window yet."""
+        seen, used = self._window_used
+        return used if seen == int(self.exchange_ms() / 1000 // self.budget.window_s) else 0
+
     def _usage_stats(self) -> dict[str, Any]:
         """The exchange's usage header for its current window, what this process sent in
         that window, and the weight the exchange counted that this process did not send,
