@@ -61,9 +61,14 @@ async def test_a_runaway_is_refused_past_its_share_and_the_others_are_not(
     assert shares is not None
     share = shares.share()
     runaway = {"X-Mystic-Client": "runaway"}
+    throttler = shared.state.md.throttler
     async with shared.client() as c:
         sent_before = exchange.stats.endpoint("ticker/24hr").requests
+        admitted_before = throttler.stats()["weight"]
         answered, refused = await until_refused(c, names, runaway)
+        # Refused at the throttler's door: the weight admitted is the answered tickers'
+        # (2 each), none of the refused one's.
+        assert throttler.stats()["weight"] - admitted_before == 2 * len(answered)
         assert refused.status_code == 429
         assert refused.json()["code"] == -1003
         assert "share of the exchange's budget" in refused.json()["msg"]

@@ -52,3 +52,34 @@ async def test_a_429_stops_a_request_granted_ahead() -> None:
         paused_from = throttler.clock()
         await task
     assert sent[0] >= paused_from + 1.0 - 0.01
+
+
+async def test_a_gate_sees_each_request_and_refuses_it_before_any_weight_is_spent() -> None:
+    """``add_gate``: called with the endpoint and weight of every request as it comes to be
+    admitted (once however often it is added); one it refuses is refused there, with nothing
+    reserved in the quota nor counted as admitted."""
+    quota = MemoryQuota()
+    seen: list[tuple[str, int]] = []
+
+    class Refused(Exception):
+        pass
+
+    async def gate(endpoint: str, weight: int) -> None:
+        seen.append((endpoint, weight))
+        if endpoint == "/no":
+            raise Refused(endpoint)
+
+    async with Throttler("t", BUDGET, settings=SETTINGS, quota=quota) as throttler:
+        throttler.add_gate(gate)
+        throttler.add_gate(gate)
+        async with throttler.slot("/yes", 10) as slot:
+            slot.record(200, {})
+        charged = quota._bucket("t").at
+        try:
+            async with throttler.slot("/no", 50) as slot:
+                raise AssertionError("a refused request must not be admitted")
+        except Refused:
+            pass
+        assert quota._bucket("t").at == charged
+        assert throttler.stats()["weight"] == 10
+    assert seen == [("/yes", 10), ("/no", 50)]

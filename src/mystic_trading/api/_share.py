@@ -8,13 +8,13 @@ share that way, so a deployment that cannot trust its clients leaves the header 
 proxy and counts by address.
 
 Counting: a request's client is put in a context variable as its handler starts, and every
-request Mystic sends to the exchange is charged, as it is sent, to the client in whose
-context it is sent: the request itself, or a refresh it started (asyncio tasks copy the
-context). The weight is Binance's for the path and parameters sent (``forward_weight``), a
-retry charged again, as the exchange charges it. The seam is an httpx request hook on the
-two clients that talk to the exchange (MarketData's provider and the forwarder): the
-throttler has no per-caller hook yet (asked of the lead: a gate called in ``_admit`` before
-the weight is reserved, which would also spare the quota the weight of a refused request).
+request Mystic sends to the exchange is charged, as the throttler comes to admit it, to the
+client in whose context it is asked: the request itself, or a refresh it started (asyncio
+tasks copy the context). The weight is the throttler's for the request (Binance's for the
+path and parameters), a retry charged again, as the exchange charges it. The seam is the
+throttler's admission gate (``Throttler.add_gate``), which MarketData's provider and the
+forwarder both pass through: a refused request is refused before any weight is reserved or
+it queues, so it costs the budget nothing.
 
 **Across workers.** With Redis configured (``mystic serve --workers N`` requires it), the
 counts are Redis's: one counter per client and window, checked and added to by one script
@@ -39,11 +39,9 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mystic_trading.api._forward import forward_weight
 from mystic_trading.errors import ConfigError, ThrottleError
 
 if TYPE_CHECKING:
@@ -142,7 +140,6 @@ class ClientShares:
         # The weight each client caused this window: this worker's count, or without Redis
         # the whole count; with Redis, the deployment's count as Redis last said it.
         self._used: dict[str, int] = {}
-        self._hooked: set[int] = set()  # ids of the httpx clients already hooked
         self.refused = 0
         self._redis: Any = None
         self._script: Any = None
@@ -236,22 +233,11 @@ class ClientShares:
     # -- wiring -------------------------------------------------------------------------
 
     def hook(self) -> None:
-        """Hook the charge onto the httpx clients that talk to the exchange, once each."""
-        md = self.state.md
-        clients = [getattr(md.provider, "_client", None)]
-        forwarder = self.state.forwarder
-        if forwarder is not None:
-            clients.append(forwarder._client)
-        for client in clients:
-            if isinstance(client, httpx.AsyncClient) and id(client) not in self._hooked:
-                hooks = client.event_hooks
-                hooks["request"] = [*hooks.get("request", []), self._on_request]
-                client.event_hooks = hooks
-                self._hooked.add(id(client))
+        """Put the charge at the door of the throttler that talks to the exchange (once)."""
+        self.state.md.throttler.add_gate(self._gate)
 
-    async def _on_request(self, request: httpx.Request) -> None:
-        params = dict(request.url.params)
-        await self.charge(forward_weight(request.url.path, params))
+    async def _gate(self, endpoint: str, weight: int) -> None:
+        await self.charge(weight)
 
     def bind(self, handler: Handler) -> Handler:
         """``handler`` run with its request's client in the context."""

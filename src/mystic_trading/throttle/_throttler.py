@@ -74,6 +74,8 @@ __all__ = ["Throttler"]
 log = logging.getLogger("mystic_trading.throttle")
 
 R = TypeVar("R", bound=HttpResponse)
+# An admission gate: (endpoint, weight) -> None, raising to refuse (see add_gate).
+Gate = Callable[[str, int], Awaitable[None]]
 
 # Slack on each side of a window boundary within which a usage header is not trusted to
 # belong to the window we think: covers clock offset to the exchange and the round trip.
@@ -184,6 +186,14 @@ class Throttler:
         # in what is left of this one (see _fill_window); 0 otherwise.
         self._fill_below = 0
         self._background: set[asyncio.Task[Any]] = set()
+        self._gates: list[Gate] = []
+
+    def add_gate(self, gate: Gate) -> None:
+        """Call ``gate(endpoint, weight)`` as each request (each retry too) comes to be
+        admitted, before any weight is reserved or it waits in the queue: raising refuses it
+        there, with nothing spent of the budget (the service's per-client shares)."""
+        if gate not in self._gates:
+            self._gates.append(gate)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -448,6 +458,8 @@ class Throttler:
         if not self._started:
             await self.start()
         self._check_ban(slot.endpoint)
+        for gate in self._gates:
+            await gate(slot.endpoint, slot.weight)
         entered = self.clock()
         while True:
             delay = -1.0
