@@ -221,3 +221,21 @@ async def test_bad_input_is_a_4xx_naming_the_field(
     assert error.code == ("unknown_symbol" if status == 404 else "invalid")
     assert field in error.message or status == 404
     assert "\n" not in error.message
+
+
+async def test_the_door_answers_v1_in_v1s_envelope(served: Served) -> None:
+    """A path /api/v1 does not have, and a request the guard refuses for its size, are
+    answered in /api/v1's error envelope naming what was wrong; /api/v3 keeps Binance's."""
+    async with served.client() as c:
+        unknown = await c.get("/api/v1/tickerz/BTCUSDT")
+        query = await c.get("/api/v1/tickers", params={"symbols": "B" * (20 * 1024)})
+        headers = await c.get("/api/v1/symbols", headers={"X-Big": "y" * (20 * 1024)})
+        v3_query = await c.get("/api/v3/ping", params={"q": "z" * (20 * 1024)})
+        elsewhere = await c.get("/nothing/here")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "not_found"
+    assert "/api/v1/tickerz/BTCUSDT" in unknown.json()["error"]["message"]
+    assert query.status_code == 414 and query.json()["error"]["code"] == "query_too_long"
+    assert headers.status_code == 431 and headers.json()["error"]["code"] == "headers_too_large"
+    assert v3_query.status_code == 414 and v3_query.json()["code"] == -1000
+    assert elsewhere.status_code == 404 and elsewhere.text == "Not Found"

@@ -26,18 +26,21 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute
 
 from mystic_trading.api._admin import admin_routes
 from mystic_trading.api._binance import binance_routes
 from mystic_trading.api._dashboard import dashboard_routes
+from mystic_trading.api._errors import V1Error
 from mystic_trading.api._forward import Forwarder
 from mystic_trading.api._guard import Guard
 from mystic_trading.api._health import health_routes
 from mystic_trading.api._metrics import MarketDataCollector, MetricsMiddleware
 from mystic_trading.api._openapi import openapi_routes
 from mystic_trading.api._state import ApiState, FastLane, RouteIndex, controller_over
-from mystic_trading.api._v1 import v1_routes
+from mystic_trading.api._v1 import error_response, v1_routes
 from mystic_trading.config import Settings
 from mystic_trading.errors import ConfigError, MysticError
 from mystic_trading.marketdata.facade import MarketData
@@ -131,6 +134,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        exception_handlers={404: _not_found},
         middleware=[
             Middleware(MetricsMiddleware, metrics=state.metrics, clock=time.perf_counter),
             Middleware(
@@ -146,6 +150,19 @@ def create_app(
     )
     app.state.mystic = state
     return app
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    """A path no route serves: under ``/api/v1`` in Mystic's error envelope (naming the
+    path), elsewhere Starlette's plain 404. (Every ``/api/v3`` path has a route: Binance's
+    other public endpoints are forwarded.)"""
+    path = request.url.path
+    if not path.startswith("/api/v1/"):
+        return PlainTextResponse("Not Found", status_code=404)
+    shown = path if len(path) <= 80 else path[:77] + "..."
+    return error_response(
+        V1Error(404, "not_found", f"no such endpoint: {shown}; see /openapi.json or /docs")
+    )
 
 
 async def _warm(md: MarketData) -> None:

@@ -6,6 +6,8 @@
 - Headers over ``max_header_bytes`` in all: 431; a query string over ``max_query_bytes``:
   414. (uvicorn's httptools parser has no header limit of its own to set; h11's
   ``h11_max_incomplete_event_size`` applies only under ``--http h11``.)
+- Each refusal is in the envelope of the API asked: Mystic's own (``{"error": {"code",
+  "message", "field"}}``) under ``/api/v1``, Binance's ``{"code", "msg"}`` everywhere else.
 - At most ``max_in_flight`` requests are served at once; one more is answered at once with
   503, ``Retry-After: 1`` and Binance's -1008 "server busy" body, instead of queueing
   without bound behind a slow exchange. ``/livez`` and ``/metrics`` are not counted, so a
@@ -17,15 +19,29 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mystic_trading.api._encode import error_body
+from mystic_trading.api._encode import dumps, error_body
 from mystic_trading.api._metrics import Metrics
 
 __all__ = ["Guard"]
 
-_SHED_BODY = error_body(
-    -1008,
-    "Server is currently overloaded with other requests. Please try again in a few minutes.",
-)
+_SHED = "Server is currently overloaded with other requests. Please try again in a few minutes."
+_SHED_BODY = error_body(-1008, _SHED)
+V1_PREFIX = "/api/v1/"
+# /api/v1's codes for the guard's refusals, by status.
+_V1_CODES = {
+    400: "invalid",
+    413: "body_too_large",
+    414: "query_too_long",
+    431: "headers_too_large",
+    503: "busy",
+}
+
+
+def _v1_body(status: int, message: str, field: str | None = None) -> bytes:
+    return dumps({"error": {"code": _V1_CODES[status], "message": message, "field": field}})
+
+
+_SHED_V1_BODY = _v1_body(503, _SHED)
 # Not counted in flight: the probes, the scrape, and each dashboard's event stream (open for
 # the page's life, waiting on the one shared sampler at a few hundred bytes every 2 s: it
 # would otherwise hold a slot for ever and shed admin calls with the market data).
@@ -70,16 +86,20 @@ class Guard:
             await self.app(scope, receive, send)
             return
         refusal = self._too_large(scope)
+        v1 = scope["path"].startswith(V1_PREFIX)
         if refusal is not None:
             self.metrics.refused_size.inc()
-            await _refuse(send, refusal[0], error_body(-1000, refusal[1]))
+            status, message = refusal
+            field = "Content-Length" if status == 400 else None
+            body = _v1_body(status, message, field) if v1 else error_body(-1000, message)
+            await _refuse(send, status, body)
             return
         if scope["path"] in EXEMPT:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.max_in_flight:
             self.metrics.shed.inc()
-            await _refuse(send, 503, _SHED_BODY, retry_after=1)
+            await _refuse(send, 503, _SHED_V1_BODY if v1 else _SHED_BODY, retry_after=1)
             return
         self.in_flight += 1
         try:
