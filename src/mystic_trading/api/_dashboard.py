@@ -65,7 +65,13 @@ from mystic_trading.marketdata.facade import MarketData
 from mystic_trading.monitor import Controller, RedisHeartbeats, heartbeat_figures
 
 # Counters of heartbeat_figures, differenced per process: (column, figure, layer or None).
-from mystic_trading.monitor._history import COUNTERS, SAMPLE_FIGURES, ProcessSamples
+from mystic_trading.monitor._history import (
+    COUNTERS,
+    SAMPLE_FIGURES,
+    ProcessSamples,
+    counter,
+    values_of,
+)
 
 __all__ = ["FIELDS", "DashboardSampler", "dashboard_routes"]
 
@@ -120,13 +126,6 @@ def _opt(value: Any) -> float | None:
     return round(float(value), 2) if ok else None
 
 
-def _counter(figures: Mapping[str, Any], figure: str, layer: str | None) -> int:
-    value = figures.get(figure)
-    if layer is not None:
-        value = value.get(layer) if isinstance(value, Mapping) else None
-    return int(_num(value))
-
-
 def _utc_ms(text: Any) -> int | None:
     """``2026-12-02 07:30:05 UTC`` (the controller's form) as epoch ms."""
     if not isinstance(text, str):
@@ -152,8 +151,7 @@ def history_rows(
     first seen is a baseline, as in ``sample``); alive while its last sample is within three
     of its intervals (the registry's rule), gone after. Steps before any sample give no row.
     """
-    at = {name: k for k, name in enumerate(SAMPLE_FIGURES)}
-    counters = [(column, at[column]) for column, _, _ in COUNTERS]
+    counters = [(column, _AT[column]) for column, _, _ in COUNTERS]
     pointers = [-1] * len(rings)
     before: list[list[float | int | None] | None] = [None] * len(rings)
     rows: list[list[float | int | None]] = []
@@ -182,27 +180,33 @@ def history_rows(
                 gone += 1
         if not alive and not gone:
             continue
-
-        def gauge(name: str, rows_: list[list[float | int | None]] = alive) -> list[float]:
-            return [float(v) for vs in rows_ if isinstance(v := vs[at[name]], int | float)]
-
-        values_at: dict[str, float | int | None] = {
-            "t": t,
-            "used": round(sum(gauge("used")), 1),
-            "limit": max(gauge("limit"), default=None),
-            "ceiling": max(gauge("ceiling"), default=None),
-            **diffs,
-            "p50": max(gauge("p50"), default=None),
-            "p95": max(gauge("p95"), default=None),
-            "qd": int(sum(gauge("qd"))),
-            "qw": max(gauge("qw"), default=None),
-            "paused": int(any(gauge("paused"))),
-            "banned": int(any(v > t for v in gauge("banned_until"))),
-            "alive": len(alive),
-            "gone": gone,
-        }
+        values_at = {"t": t, **_gauges(alive, t), **diffs, "alive": len(alive), "gone": gone}
         rows.append([values_at[name] for name in FIELDS])
     return rows
+
+
+_AT = {name: k for k, name in enumerate(SAMPLE_FIGURES)}
+
+
+def _gauges(alive: Sequence[Sequence[float | int | None]], t: int) -> dict[str, float | int | None]:
+    """The deployment's gauges at ``t`` from its alive processes' samples: weight summed,
+    the limit and ceiling as reported, latency and wait the worst, queues summed, paused or
+    banned if any is."""
+
+    def gauge(name: str) -> list[float]:
+        return [float(v) for vs in alive if isinstance(v := vs[_AT[name]], int | float)]
+
+    return {
+        "used": round(sum(gauge("used")), 1),
+        "limit": max(gauge("limit"), default=None),
+        "ceiling": max(gauge("ceiling"), default=None),
+        "p50": max(gauge("p50"), default=None),
+        "p95": max(gauge("p95"), default=None),
+        "qd": int(sum(gauge("qd"))),
+        "qw": max(gauge("qw"), default=None),
+        "paused": int(any(gauge("paused"))),
+        "banned": int(any(v > t for v in gauge("banned_until"))),
+    }
 
 
 class DashboardSampler:
@@ -320,7 +324,7 @@ class DashboardSampler:
         row = self._row(now_ms, status, alive, gone)
         self.ring.append(row)
         totals = {
-            column: sum(_counter(f, figure, layer) for f in alive.values())
+            column: sum(counter(f, figure, layer) for f in alive.values())
             for column, figure, layer in COUNTERS
         }
         requests, upstream = totals["req"], totals["upstream"]
@@ -411,8 +415,11 @@ class DashboardSampler:
         first = self.samples_taken == 0
         diffs = dict.fromkeys((c for c, _, _ in COUNTERS), 0)
         seen: dict[str, tuple[int, ...]] = {}
+        samples = []
         for pid, figures in alive.items():
-            now = tuple(_counter(figures, figure, layer) for _, figure, layer in COUNTERS)
+            sample = values_of(figures)
+            samples.append(sample)
+            now = tuple(int(_num(v)) for v in sample[: len(COUNTERS)])
             seen[pid] = now
             before = self._last.get(pid)
             # A process first seen now is a baseline: its totals are its whole run, not
@@ -423,27 +430,16 @@ class DashboardSampler:
             for (column, _, _), a, b in zip(COUNTERS, now, before, strict=True):
                 diffs[column] += max(0, a - b)
         self._last = seen
-        beats = list(alive.values())
-        paused = status["pause"]["paused"] or any(_num(f.get("paused_for_s")) > 0 for f in beats)
-        banned = status["ban"]["banned"] or any(
-            _num(f.get("banned_until_ms")) > now_ms for f in beats
-        )
-        used = sum(_num(f.get("weight_per_s")) for f in beats) * 60
-        p50s = [v for f in beats if (v := _opt(f.get("upstream_latency_p50_ms"))) is not None]
-        p95s = [v for f in beats if (v := _opt(f.get("upstream_latency_p95_ms"))) is not None]
-        waits = [v for f in beats if (v := _opt(f.get("queue_wait_p95_ms"))) is not None]
+        gauges = _gauges(samples, now_ms)
         values: dict[str, float | int | None] = {
             "t": now_ms,
-            "used": round(used, 1),
+            **gauges,
+            # The control state's, which every process follows (a process's own may lag it).
             "limit": round(status["limit"]["weight_per_min"], 1),
             "ceiling": round(status["level"]["ceiling_weight_per_min"], 1),
+            "paused": int(bool(status["pause"]["paused"] or gauges["paused"])),
+            "banned": int(bool(status["ban"]["banned"] or gauges["banned"])),
             **diffs,
-            "p50": max(p50s, default=None),
-            "p95": max(p95s, default=None),
-            "qd": sum(int(_num(f.get("queue_depth"))) for f in beats),
-            "qw": max(waits, default=None),
-            "paused": int(bool(paused)),
-            "banned": int(bool(banned)),
             "alive": len(alive),
             "gone": gone,
         }
@@ -453,8 +449,8 @@ class DashboardSampler:
     def _proc_row(
         pid: str, figures: Mapping[str, Any], state: str, age_s: float, host: str | None
     ) -> dict[str, Any]:
-        requests = _counter(figures, "requests", None)
-        upstream = _counter(figures, "hits", "upstream")
+        requests = counter(figures, "requests", None)
+        upstream = counter(figures, "hits", "upstream")
         return {
             "id": pid if pid == SELF else pid[:8],
             "host": host,
@@ -463,12 +459,12 @@ class DashboardSampler:
             "level": figures.get("level"),
             "weight_per_s": _opt(figures.get("weight_per_s")),
             "requests": requests,
-            "calls": _counter(figures, "upstream_calls", None),
+            "calls": counter(figures, "upstream_calls", None),
             "hit_pct": None if not requests else round(100 * (requests - upstream) / requests, 1),
             "p95": _opt(figures.get("upstream_latency_p95_ms")),
             "qd": int(_num(figures.get("queue_depth"))),
-            "n429": _counter(figures, "n429", None),
-            "n418": _counter(figures, "n418", None),
+            "n429": counter(figures, "n429", None),
+            "n418": counter(figures, "n418", None),
         }
 
     # -- readers --------------------------------------------------------------------------

@@ -19,7 +19,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["COUNTERS", "GAUGES", "SAMPLE_FIGURES", "ProcessSamples", "sample_of", "values_of"]
+__all__ = [
+    "COUNTERS",
+    "GAUGES",
+    "SAMPLE_FIGURES",
+    "ProcessSamples",
+    "counter",
+    "parse_sample",
+    "sample_of",
+    "values_of",
+]
 
 # The counters (totals since the process started; differenced by the reader), as
 # (name, figure, layer or None) of heartbeat_figures.
@@ -46,7 +55,8 @@ def _num(value: Any) -> float | None:
     return float(value) if ok else None
 
 
-def _counter(figures: Mapping[str, Any], figure: str, layer: str | None) -> int:
+def counter(figures: Mapping[str, Any], figure: str, layer: str | None) -> int:
+    """The counter ``figure`` (of ``layer``) of heartbeat figures; 0 when it is not one."""
     value = figures.get(figure)
     if layer is not None:
         value = value.get(layer) if isinstance(value, Mapping) else None
@@ -74,12 +84,12 @@ def values_of(figures: Mapping[str, Any]) -> list[float | int | None]:
         _per_min(_num(figures.get("ceiling"))),
         ms("upstream_latency_p50_ms"),
         ms("upstream_latency_p95_ms"),
-        _counter(figures, "queue_depth", None),
+        counter(figures, "queue_depth", None),
         ms("queue_wait_p95_ms"),
         int((_num(figures.get("paused_for_s")) or 0) > 0),
         int(_num(figures.get("banned_until_ms")) or 0),
     ]
-    return [_counter(figures, f, layer) for _, f, layer in COUNTERS] + gauges
+    return [counter(figures, f, layer) for _, f, layer in COUNTERS] + gauges
 
 
 def sample_of(figures: Mapping[str, Any]) -> str:
