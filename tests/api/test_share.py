@@ -4,6 +4,7 @@ uvicorn in front of the sandbox."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -185,3 +186,34 @@ async def test_with_redis_two_workers_count_one_share(
                 f"{urls[(k + 1) % 2]}{TICKER}", params={"symbol": names[k + 1]}, headers=runaway
             )
             assert other.status_code == 429
+
+
+async def test_with_redis_down_each_worker_counts_alone_and_redis_is_left_alone(
+    exchange: SandboxServer, tmp_path: Path
+) -> None:
+    """A Redis that does not answer: the share is still kept, counted by this worker, and
+    Redis is not asked again at every request (its timeout would add to each)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # a port nothing listens on once closed
+    names = symbols(exchange)
+    base = make_settings(exchange, tmp_path)
+    settings = base.model_copy(update={"redis_url": SecretStr(f"redis://127.0.0.1:{dead}/0")})
+    app = create_app(settings, client_share_pct=0.1)
+    bot = {"X-Mystic-Client": "bot"}
+    async with on_uvicorn(app) as port, httpx.AsyncClient(timeout=20.0) as c:
+        url = f"http://127.0.0.1:{port}"
+        assert (await c.get(f"{url}/readyz")).status_code in (200, 503)
+        shares = app.state.mystic.shares
+        answered = 0
+        retries: set[float | None] = set()
+        for name in names:
+            got = await c.get(f"{url}{TICKER}", params={"symbol": name}, headers=bot)
+            if got.status_code != 200:
+                break
+            answered += 1
+            retries.add(shares._redis_retry_at)
+        # Redis failed at the first charge and was not asked again since: one retry time.
+        assert len(retries) == 1 and None not in retries
+        assert got.status_code == 429
+        assert answered == -(-shares.share() // 2)

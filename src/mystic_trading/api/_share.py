@@ -20,7 +20,8 @@ it queues, so it costs the budget nothing.
 counts are Redis's: one counter per client and window, checked and added to by one script
 as each request is sent, so a client's share is one for the deployment whichever workers
 serve it (counted per worker, N workers would let it cause N shares). A Redis that fails
-mid-window leaves each worker counting on its own until it answers again (logged once).
+mid-window leaves each worker counting on its own, asked again every 5 s, until it answers
+(logged once each way).
 
 A client that has caused ``client_share_pct`` % of the exchange's limit in the exchange's
 current window is served only what needs nothing from the exchange: memory, Redis and the
@@ -36,6 +37,7 @@ import contextvars
 import hashlib
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +56,8 @@ CLIENT_HEADER = "x-mystic-client"
 # (a client inventing names cannot grow the table without bound).
 MAX_CLIENTS = 10_000
 MAX_NAME_CHARS = 64
+# How long a failed Redis is left alone before the counts are shared again.
+REDIS_RETRY_S = 5.0
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -141,9 +145,12 @@ class ClientShares:
         # the whole count; with Redis, the deployment's count as Redis last said it.
         self._used: dict[str, int] = {}
         self.refused = 0
+        self._gated: object = None  # the throttler the charge is a gate of
         self._redis: Any = None
         self._script: Any = None
-        self._redis_failing = False
+        # While Redis fails, it is asked again only after REDIS_RETRY_S (monotonic), so a
+        # dead Redis does not add its timeout to every request sent.
+        self._redis_retry_at: float | None = None
 
     # -- the window ---------------------------------------------------------------------
 
@@ -202,6 +209,10 @@ class ClientShares:
         url = self.state.settings.redis_url
         if url is None:
             return None
+        retry_at = self._redis_retry_at
+        if retry_at is not None and time.monotonic() < retry_at:
+            return None
+        failing = retry_at is not None
         from redis.exceptions import RedisError  # imported with Redis only
 
         if self._redis is None:
@@ -216,13 +227,13 @@ class ClientShares:
         try:
             taken, used = await self._script(keys=[key], args=[weight, share, left_ms + 1000])
         except (RedisError, OSError) as exc:
-            if not self._redis_failing:
+            if not failing:
                 log.warning("client shares: Redis failed (%s); each worker counts alone", exc)
-            self._redis_failing = True
+            self._redis_retry_at = time.monotonic() + REDIS_RETRY_S
             return None
-        if self._redis_failing:
+        if failing:
             log.warning("client shares: Redis answers again; the counts are shared")
-            self._redis_failing = False
+            self._redis_retry_at = None
         return bool(taken), int(used)
 
     async def aclose(self) -> None:
@@ -233,8 +244,12 @@ class ClientShares:
     # -- wiring -------------------------------------------------------------------------
 
     def hook(self) -> None:
-        """Put the charge at the door of the throttler that talks to the exchange (once)."""
-        self.state.md.throttler.add_gate(self._gate)
+        """Put the charge at the door of the throttler that talks to the exchange (once per
+        throttler: a restarted service's MarketData brings a new one)."""
+        throttler = self.state.md.throttler
+        if throttler is not self._gated:
+            throttler.add_gate(self._gate)
+            self._gated = throttler
 
     async def _gate(self, endpoint: str, weight: int) -> None:
         await self.charge(weight)
